@@ -1,0 +1,63 @@
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { LedgerRepository } from '../src/ledger/repository';
+import { OpsError } from '../src/errors';
+import type { LedgerEntry, PlaybookProgress, PlaybookRun } from '../workflows/types';
+import type { PlaybookRequest, PlaybookRunner } from './ansibleRunner';
+
+export interface ActivityDeps {
+  ledger: LedgerRepository;
+  runner: PlaybookRunner;
+  /** This worker's agent id, recorded with what it runs. */
+  agentId: string;
+  playbookTimeoutS: number;
+}
+
+const HEARTBEAT_EVERY_MS = 2000;
+
+/** Activities get their dependencies here, so tests can hand in real services without globals. */
+export function createActivities(deps: ActivityDeps) {
+  return {
+    async recordDecision(entry: LedgerEntry): Promise<void> {
+      await nonRetryableWhereHopeless(() => deps.ledger.append(entry));
+    },
+
+    async runPlaybook(request: Omit<PlaybookRequest, 'timeoutS'>): Promise<PlaybookRun> {
+      const ctx = Context.current();
+      let progress: PlaybookProgress = { stepsDone: 0 };
+      // Heartbeats carry progress and are how a cancellation reaches a running playbook.
+      const beat = setInterval(() => ctx.heartbeat(progress), HEARTBEAT_EVERY_MS);
+      try {
+        const run = await nonRetryableWhereHopeless(() =>
+          deps.runner.run(
+            { ...request, timeoutS: deps.playbookTimeoutS },
+            {
+              signal: ctx.cancellationSignal,
+              onProgress: (p) => {
+                progress = p;
+                ctx.heartbeat(p);
+                ctx.log.info('playbook progress', { taskId: request.taskId, ...p });
+              },
+            },
+          ),
+        );
+        if (ctx.cancellationSignal.aborted) await ctx.cancelled;
+        return run;
+      } finally {
+        clearInterval(beat);
+      }
+    },
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;
+
+async function nonRetryableWhereHopeless<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if (err instanceof OpsError && err.nonRetryable) {
+      throw ApplicationFailure.create({ message: err.message, type: err.name, nonRetryable: true, cause: err });
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,110 @@
+-- The audit ledger: one immutable row per decision or outcome of a task.
+-- Rows are hash-chained in insertion order (chain_seq) so that an edit that bypasses the
+-- triggers below is detected by verification (see 002_ledger_verify.sql).
+
+CREATE TABLE tasks (
+  id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  task_id          text        NOT NULL CHECK (task_id <> ''),
+  run_id           text,
+  seq              integer     NOT NULL CHECK (seq >= 1),
+  status           text        NOT NULL CHECK (status IN (
+                     'queued', 'paused', 'resumed', 'dispatched',
+                     'succeeded', 'failed', 'cancelled', 'timed_out')),
+  action           text        NOT NULL CHECK (action <> ''),
+  services_touched text[]      NOT NULL CHECK (cardinality(services_touched) >= 1),
+  agent            text,
+  actor            text        NOT NULL,
+  plan             jsonb,
+  outcome          jsonb,
+  resources_used   jsonb,
+  failure          jsonb,
+  failure_class    text        CHECK (failure_class IN (
+                     'resource_constraint', 'application_error', 'infrastructure',
+                     'timeout', 'cancelled')),
+  -- Annotation only: the one column (with updated_at) that may change after insert.
+  suggestions      jsonb,
+  created_at       timestamptz NOT NULL,
+  updated_at       timestamptz NOT NULL,
+  chain_seq        bigint      NOT NULL,
+  prev_hash        text        NOT NULL,
+  row_hash         text        NOT NULL,
+  CONSTRAINT tasks_task_seq_key  UNIQUE (task_id, seq),
+  CONSTRAINT tasks_chain_seq_key UNIQUE (chain_seq)
+);
+
+COMMENT ON TABLE tasks IS 'Append-only audit ledger of opsledger; rows are hash-chained by chain_seq.';
+
+-- The canonical bytes of a row: a JSON array of the core fields, time as epoch microseconds
+-- (timestamp text would depend on the session time zone) and jsonb in its own stable text form.
+CREATE FUNCTION ledger_row_hash(t tasks, prev_hash text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT encode(sha256(convert_to(jsonb_build_array(
+    t.chain_seq, t.task_id, t.run_id, t.seq, t.status, t.action, t.services_touched,
+    t.agent, t.actor, t.plan, t.outcome, t.resources_used, t.failure, t.failure_class,
+    (extract(epoch FROM t.created_at) * 1000000)::bigint,
+    prev_hash
+  )::text, 'UTF8')), 'hex')
+$$;
+
+-- Appends are serialised by one transaction-scoped advisory lock, held to commit, so the chain
+-- never forks and chain_seq order is commit order. A retried append of the same (task_id, seq)
+-- finds its row already there and is skipped, so recording is idempotent.
+CREATE FUNCTION tasks_chain_append() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+  head record;
+BEGIN
+  PERFORM pg_advisory_xact_lock(hashtext('opsledger.ledger_chain'));
+  IF EXISTS (SELECT 1 FROM tasks WHERE task_id = NEW.task_id AND seq = NEW.seq) THEN
+    RETURN NULL;
+  END IF;
+  SELECT chain_seq, row_hash INTO head FROM tasks ORDER BY chain_seq DESC LIMIT 1;
+  NEW.created_at := coalesce(NEW.created_at, clock_timestamp());
+  NEW.updated_at := NEW.created_at;
+  NEW.suggestions := NULL;
+  NEW.chain_seq := coalesce(head.chain_seq, 0) + 1;
+  NEW.prev_hash := coalesce(head.row_hash, repeat('0', 64));
+  NEW.row_hash := ledger_row_hash(NEW, NEW.prev_hash);
+  RETURN NEW;
+END
+$$;
+
+-- The only permitted UPDATE annotates suggestions: every hashed field must stay as it was.
+CREATE FUNCTION tasks_reject_change() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'UPDATE' THEN
+    IF NEW.id = OLD.id
+       AND NEW.chain_seq = OLD.chain_seq
+       AND NEW.prev_hash = OLD.prev_hash
+       AND NEW.row_hash = OLD.row_hash
+       AND ledger_row_hash(NEW, NEW.prev_hash) = OLD.row_hash THEN
+      NEW.updated_at := clock_timestamp();
+      RETURN NEW;
+    END IF;
+    RAISE EXCEPTION 'tasks is an append-only ledger: UPDATE of core columns is not allowed (only suggestions may be annotated)'
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  RAISE EXCEPTION 'tasks is an append-only ledger: % is not allowed', TG_OP
+    USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+
+CREATE TRIGGER tasks_chain_append BEFORE INSERT ON tasks
+  FOR EACH ROW EXECUTE FUNCTION tasks_chain_append();
+CREATE TRIGGER tasks_reject_update_delete BEFORE UPDATE OR DELETE ON tasks
+  FOR EACH ROW EXECUTE FUNCTION tasks_reject_change();
+CREATE TRIGGER tasks_reject_truncate BEFORE TRUNCATE ON tasks
+  FOR EACH STATEMENT EXECUTE FUNCTION tasks_reject_change();
+
+-- ALWAYS: fire under session_replication_role = replica too, which skips ordinary triggers.
+ALTER TABLE tasks ENABLE ALWAYS TRIGGER tasks_chain_append;
+ALTER TABLE tasks ENABLE ALWAYS TRIGGER tasks_reject_update_delete;
+ALTER TABLE tasks ENABLE ALWAYS TRIGGER tasks_reject_truncate;
+
+-- Indexes, each chosen by the plan of a query that serves an endpoint (docs/ledger.md).
+CREATE INDEX tasks_created_at_id_idx ON tasks (created_at, id);
+CREATE INDEX tasks_status_created_at_idx ON tasks (status, created_at);
+CREATE INDEX tasks_services_touched_idx ON tasks USING gin (services_touched);
+CREATE INDEX tasks_failed_created_at_id_idx ON tasks (created_at, id) INCLUDE (failure_class)
+  WHERE status = 'failed';

@@ -1,0 +1,50 @@
+import type { Client } from '@temporalio/client';
+import express, { type Express } from 'express';
+import type { Db } from '../db/pool';
+import { NotFoundError } from '../errors';
+import type { LedgerRepository } from '../ledger/repository';
+import { logger } from '../logger';
+import { httpRequestSeconds } from '../metrics';
+import { buildOpenApiDocument, createOpenApiRegistry } from './openapi';
+import { problemHandler } from './problem';
+import { auditRouter } from './routes/audit';
+import { healthRouter } from './routes/health';
+import { tasksRouter } from './routes/tasks';
+
+export type AppDeps = {
+  db: Db;
+  ledger: LedgerRepository;
+  temporal: Client;
+  taskQueue: string;
+  playbooksDir: string;
+};
+
+export function createApp(deps: AppDeps): Express {
+  const app = express();
+  const openapi = createOpenApiRegistry();
+  app.disable('x-powered-by');
+  app.use(express.json({ limit: '1mb' }));
+  app.use((req, res, next) => {
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const route = req.route?.path ? `${req.baseUrl}${req.route.path}` : 'unmatched';
+      httpRequestSeconds.observe({ method: req.method, route, status: String(res.statusCode) }, seconds);
+      logger.debug({ method: req.method, url: req.originalUrl, status: res.statusCode, ms: seconds * 1000 }, 'request');
+    });
+    next();
+  });
+
+  app.use(healthRouter(deps));
+  app.use('/api/v1', tasksRouter({ ...deps, openapi }));
+  app.use('/api/v1', auditRouter({ ...deps, openapi }));
+
+  const document = buildOpenApiDocument(openapi);
+  app.get('/api/v1/openapi.json', (_req, res) => {
+    res.json(document);
+  });
+
+  app.use((req, _res, next) => next(new NotFoundError(`no route ${req.method} ${req.path}`)));
+  app.use(problemHandler);
+  return app;
+}

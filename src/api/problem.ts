@@ -1,0 +1,69 @@
+import type { ErrorRequestHandler, Response } from 'express';
+import { z } from 'zod';
+import { OpsError, ValidationError, type FieldIssue } from '../errors';
+import { logger } from '../logger';
+
+export const ProblemSchema = z
+  .object({
+    type: z.string(),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string().optional(),
+    instance: z.string().optional(),
+    errors: z.array(z.object({ field: z.string(), message: z.string() })).optional(),
+  })
+  .meta({ id: 'Problem', description: 'RFC 9457 problem details.' });
+
+export type Problem = z.infer<typeof ProblemSchema>;
+
+export function sendProblem(res: Response, problem: Problem): void {
+  res.status(problem.status).type('application/problem+json').json(problem);
+}
+
+/** zod issues -> one entry per bad field, named as the client wrote it: `services[0]`. */
+export function fieldIssues(error: z.ZodError, prefix?: string): FieldIssue[] {
+  return error.issues.map((issue) => {
+    const path = issue.path.reduce<string>(
+      (acc, key) => (typeof key === 'number' ? `${acc}[${key}]` : acc ? `${acc}.${String(key)}` : String(key)),
+      '',
+    );
+    const unknownKeys = issue.code === 'unrecognized_keys' ? issue.keys : [];
+    const field = unknownKeys.length > 0 ? [path, unknownKeys.join(', ')].filter(Boolean).join('.') : path;
+    return { field: [prefix, field].filter(Boolean).join('.') || '(body)', message: issue.message };
+  });
+}
+
+export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown, prefix?: string): z.output<S> {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw new ValidationError(fieldIssues(parsed.error, prefix));
+  return parsed.data;
+}
+
+/** The one mapping from errors to problem+json. */
+export const problemHandler: ErrorRequestHandler = (err, req, res, _next) => {
+  if (err instanceof OpsError) {
+    sendProblem(res, {
+      type: `https://opsledger.dev/problems/${err.name}`,
+      title: err.title,
+      status: err.status,
+      detail: err.message,
+      instance: req.originalUrl,
+      ...(err instanceof ValidationError ? { errors: err.issues } : {}),
+    });
+    return;
+  }
+  const bodyError = err as { type?: string; status?: number; message?: string };
+  if (bodyError.type === 'entity.parse.failed' || bodyError.type === 'entity.too.large') {
+    sendProblem(res, {
+      type: 'https://opsledger.dev/problems/ValidationError',
+      title: 'Invalid request',
+      status: bodyError.status ?? 400,
+      detail: bodyError.type === 'entity.too.large' ? 'request body is too large' : 'request body is not valid JSON',
+      instance: req.originalUrl,
+      errors: [{ field: '(body)', message: bodyError.message ?? 'malformed' }],
+    });
+    return;
+  }
+  logger.error({ err, url: req.originalUrl }, 'unhandled API error');
+  sendProblem(res, { type: 'about:blank', title: 'Internal Server Error', status: 500, instance: req.originalUrl });
+};

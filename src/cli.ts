@@ -1,0 +1,102 @@
+import { Command } from 'commander';
+import { ConfigError, loadConfig, type Config } from './config';
+import { migrate } from './db/migrate';
+import { Lifecycle } from './lifecycle';
+import { logger } from './logger';
+import { TemporalCliUnavailable } from './temporal/cli';
+import { openDb, provideDatabase, provideTemporalDevServer, runMigrations, startApi, startWorker } from './stack';
+
+const program = new Command()
+  .name('opsledger')
+  .description('Durable infrastructure tasks on Temporal with a hash-chained audit ledger.');
+
+program
+  .command('dev')
+  .description(
+    'Everything in one process tree: Temporal dev server, PostgreSQL (DATABASE_URL or embedded), migrations, worker and API.',
+  )
+  .action(() =>
+    runUntilSignal(async (config, lifecycle) => {
+      const startTemporal = process.env.TEMPORAL_ADDRESS === undefined;
+      const dbUrl = await provideDatabase(config, lifecycle);
+      await runMigrations(dbUrl);
+      const temporal = startTemporal
+        ? await provideTemporalDevServer(config, lifecycle)
+        : { address: config.TEMPORAL_ADDRESS, uiUrl: undefined };
+      const db = await openDb(dbUrl, config, lifecycle);
+      await startWorker(config, db, temporal.address, lifecycle);
+      await startApi(config, db, temporal.address, lifecycle);
+      const api = `http://localhost:${config.PORT}`;
+      printBanner([
+        `API          ${api}/api/v1   (OpenAPI: ${api}/api/v1/openapi.json)`,
+        `Health       ${api}/healthz  ${api}/readyz  ${api}/metrics`,
+        `Temporal     ${temporal.address}${startTemporal ? ' (dev server, SQLite in the data folder)' : ''}`,
+        `Temporal UI  ${temporal.uiUrl ?? '(external server: see its own UI)'}`,
+        `Data folder  ${config.OPSLEDGER_DATA_DIR}`,
+        'Ctrl-C stops everything.',
+      ]);
+    }),
+  );
+
+program
+  .command('worker')
+  .description('Run a worker (and agent) against DATABASE_URL and TEMPORAL_ADDRESS.')
+  .action(() =>
+    runUntilSignal(async (config, lifecycle) => {
+      const db = await openDb(requireDatabaseUrl(config), config, lifecycle);
+      await startWorker(config, db, config.TEMPORAL_ADDRESS, lifecycle);
+    }),
+  );
+
+program
+  .command('api')
+  .description('Serve the REST API against DATABASE_URL and TEMPORAL_ADDRESS.')
+  .action(() =>
+    runUntilSignal(async (config, lifecycle) => {
+      const db = await openDb(requireDatabaseUrl(config), config, lifecycle);
+      await startApi(config, db, config.TEMPORAL_ADDRESS, lifecycle);
+      logger.info({ port: config.PORT }, 'API listening');
+    }),
+  );
+
+program
+  .command('migrate')
+  .description('Apply the SQL migrations in sql/ to DATABASE_URL (as the owner role).')
+  .action(async () => {
+    const config = loadConfig();
+    const { applied, alreadyApplied } = await migrate(requireDatabaseUrl(config));
+    console.log(`applied ${applied.length} migration(s)${applied.length ? `: ${applied.join(', ')}` : ''}; ${alreadyApplied.length} already applied`);
+  });
+
+function requireDatabaseUrl(config: Config): string {
+  if (!config.DATABASE_URL) {
+    throw new ConfigError(['DATABASE_URL: required for this command (only `opsledger dev` starts an embedded PostgreSQL)']);
+  }
+  return config.DATABASE_URL;
+}
+
+async function runUntilSignal(start: (config: Config, lifecycle: Lifecycle) => Promise<void>): Promise<void> {
+  const config = loadConfig();
+  const lifecycle = new Lifecycle();
+  const stopped = lifecycle.closeOnSignals();
+  try {
+    await start(config, lifecycle);
+  } catch (err) {
+    await lifecycle.close();
+    throw err;
+  }
+  await stopped;
+}
+
+function printBanner(lines: string[]): void {
+  process.stderr.write(`\nopsledger is up\n${lines.map((l) => `  ${l}`).join('\n')}\n\n`);
+}
+
+program.parseAsync().catch((err: unknown) => {
+  if (err instanceof ConfigError || err instanceof TemporalCliUnavailable) {
+    process.stderr.write(`opsledger: ${err.message}\n`);
+  } else {
+    logger.fatal({ err }, 'opsledger failed');
+  }
+  process.exit(1);
+});

@@ -1,0 +1,69 @@
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+import { projectRoot } from './paths';
+
+const postgresUrl = z
+  .string()
+  .regex(/^postgres(ql)?:\/\/\S+$/, 'expected a postgres:// or postgresql:// URL');
+
+const hostPort = z.string().regex(/^[^\s:]+:\d{1,5}$/, 'expected host:port, e.g. localhost:7233');
+
+const port = z.coerce
+  .number({ error: 'expected a port number' })
+  .int('expected a port number')
+  .min(1, 'expected a port from 1 to 65535')
+  .max(65535, 'expected a port from 1 to 65535');
+
+const positiveInt = z.coerce.number({ error: 'expected a positive integer' }).int().positive();
+
+const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+export const ConfigSchema = z.object({
+  DATABASE_URL: postgresUrl.optional(),
+  TEMPORAL_ADDRESS: hostPort.default('localhost:7233'),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  TEMPORAL_UI_PORT: port.default(8233),
+  TEMPORAL_CLI: z.string().min(1).optional(),
+  PORT: port.default(8080),
+  OPSLEDGER_DATA_DIR: z.string().min(1).default(path.join(projectRoot, '.opsledger')),
+  OPSLEDGER_PLAYBOOKS_DIR: z.string().min(1).default(path.join(projectRoot, 'playbooks')),
+  OPSLEDGER_TASK_QUEUE: z.string().min(1).default('opsledger'),
+  OPSLEDGER_AGENT_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]+$/, 'expected letters, digits, dot, dash or underscore')
+    .default(os.hostname().replace(/[^A-Za-z0-9._-]/g, '-')),
+  OPSLEDGER_EMBEDDED_PG_PORT: port.default(54329),
+  OPSLEDGER_DB_ROLE: z.string().min(1).default('opsledger_app'),
+  OPSLEDGER_OUTPUT_TAIL_LINES: positiveInt.max(1000).default(50),
+  OPSLEDGER_PLAYBOOK_TIMEOUT_S: positiveInt.default(3600),
+  LOG_LEVEL: logLevel.default('info'),
+});
+
+export type Config = z.infer<typeof ConfigSchema>;
+
+export class ConfigError extends Error {
+  constructor(readonly issues: string[]) {
+    super(`Invalid configuration:\n${issues.map((line) => `  ${line}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses the environment once; a bad value names the variable, what it expected and what it got. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const present = Object.fromEntries(
+    Object.keys(ConfigSchema.shape)
+      .filter((key) => env[key] !== undefined && env[key] !== '')
+      .map((key) => [key, env[key]]),
+  );
+  const parsed = ConfigSchema.safeParse(present);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => {
+        const name = String(issue.path[0]);
+        return `${name}: ${issue.message} (got ${JSON.stringify(env[name])})`;
+      }),
+    );
+  }
+  return parsed.data;
+}

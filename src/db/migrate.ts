@@ -1,0 +1,69 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { Client } from 'pg';
+import { logger } from '../logger';
+import { sqlDir } from '../paths';
+
+export type MigrationResult = { applied: string[]; alreadyApplied: string[] };
+
+// Any constant works; it only has to be the same for every opsledger process.
+const MIGRATION_LOCK_KEY = 0x6f70736c; // 'opsl'
+
+/**
+ * Applies the ordered plain .sql files of sql/ once each, as the connecting (owner) role.
+ * An advisory lock makes two processes starting at once take turns; each file runs in its own
+ * transaction with its name and checksum, so a failed file leaves nothing half-applied and an
+ * edited, already-applied file is refused rather than silently skipped.
+ */
+export async function migrate(connectionString: string, dir = sqlDir): Promise<MigrationResult> {
+  const files = (await fs.readdir(dir)).filter((name) => name.endsWith('.sql')).sort();
+  const client = new Client({ connectionString, application_name: 'opsledger-migrate' });
+  await client.connect();
+  try {
+    await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+    await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      name text PRIMARY KEY,
+      checksum text NOT NULL,
+      applied_at timestamptz NOT NULL DEFAULT now())`);
+    const done = new Map(
+      (await client.query<{ name: string; checksum: string }>('SELECT name, checksum FROM schema_migrations')).rows.map(
+        (row) => [row.name, row.checksum],
+      ),
+    );
+    const result: MigrationResult = { applied: [], alreadyApplied: [] };
+    for (const name of files) {
+      const sql = await fs.readFile(path.join(dir, name), 'utf8');
+      const checksum = crypto.createHash('sha256').update(sql).digest('hex');
+      const recorded = done.get(name);
+      if (recorded !== undefined) {
+        if (recorded !== checksum) {
+          throw new Error(`migration ${name} was changed after it was applied; add a new file instead`);
+        }
+        result.alreadyApplied.push(name);
+        continue;
+      }
+      await applyOne(client, name, sql, checksum);
+      result.applied.push(name);
+    }
+    return result;
+  } finally {
+    await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => undefined);
+    await client.end();
+  }
+}
+
+async function applyOne(client: Client, name: string, sql: string, checksum: string): Promise<void> {
+  logger.info({ migration: name }, 'applying migration');
+  try {
+    await client.query('BEGIN');
+    // The DDL guards of the ledger let schema changes through only on this path.
+    await client.query("SELECT set_config('opsledger.migrating', 'on', true)");
+    await client.query(sql);
+    await client.query('INSERT INTO schema_migrations (name, checksum) VALUES ($1, $2)', [name, checksum]);
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw new Error(`migration ${name} failed: ${(err as Error).message}`, { cause: err });
+  }
+}

@@ -1,0 +1,59 @@
+import { Pool, type PoolClient, type QueryResultRow } from 'pg';
+import { logger } from '../logger';
+
+export type Db = {
+  pool: Pool;
+  query<R extends QueryResultRow>(text: string, values?: unknown[]): Promise<R[]>;
+  transaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+};
+
+export type DbOptions = {
+  connectionString: string;
+  /** The role every connection assumes, so the application holds only the ledger's app grants. */
+  role?: string;
+  max?: number;
+};
+
+/** One place owns the pool: the rest of the code queries through this, never the pool itself. */
+export function createDb({ connectionString, role, max = 10 }: DbOptions): Db {
+  const pool = new Pool({ connectionString, max, application_name: 'opsledger' });
+  if (role) {
+    pool.on('connect', (client) => {
+      client.query(`SET ROLE ${quoteIdent(role)}`).catch((err: Error) => {
+        logger.error({ err, role }, 'SET ROLE failed; was the database migrated?');
+      });
+    });
+  }
+  pool.on('error', (err) => logger.warn({ err }, 'idle PostgreSQL connection failed'));
+
+  return {
+    pool,
+    async query<R extends QueryResultRow>(text: string, values?: unknown[]) {
+      const started = process.hrtime.bigint();
+      const result = await pool.query<R>(text, values);
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      if (ms > 200) logger.warn({ ms, query: text.slice(0, 120) }, 'slow query');
+      return result.rows;
+    },
+    async transaction<T>(work: (client: PoolClient) => Promise<T>) {
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        const result = await work(client);
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      } finally {
+        client.release();
+      }
+    },
+    close: () => pool.end(),
+  };
+}
+
+export function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}

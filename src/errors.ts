@@ -1,0 +1,58 @@
+/**
+ * The error vocabulary: one class per failure class. The API maps each once to problem+json
+ * (src/api/problem.ts); activities turn the non-retryable ones into ApplicationFailures.
+ */
+export abstract class OpsError extends Error {
+  abstract readonly status: number;
+  abstract readonly title: string;
+  /** Retrying the same call cannot succeed. */
+  readonly nonRetryable: boolean = true;
+  constructor(
+    message: string,
+    readonly details: Record<string, unknown> = {},
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+export type FieldIssue = { field: string; message: string };
+
+export class ValidationError extends OpsError {
+  readonly status = 400;
+  readonly title = 'Invalid request';
+  constructor(readonly issues: FieldIssue[]) {
+    super(issues.map((i) => `${i.field}: ${i.message}`).join('; '), { issues });
+  }
+}
+
+export class PlaybookNotFoundError extends OpsError {
+  readonly status = 400;
+  readonly title = 'Playbook not found';
+}
+
+export class NotFoundError extends OpsError {
+  readonly status = 404;
+  readonly title = 'Not found';
+}
+
+export class InvalidTransitionError extends OpsError {
+  readonly status = 409;
+  readonly title = 'Invalid transition';
+}
+
+export class UnauthorizedError extends OpsError {
+  readonly status = 401;
+  readonly title = 'Unauthorized';
+}
+
+export class ForbiddenError extends OpsError {
+  readonly status = 403;
+  readonly title = 'Forbidden';
+}
+
+export class DependencyUnavailableError extends OpsError {
+  readonly status = 503;
+  readonly title = 'Dependency unavailable';
+  override readonly nonRetryable = false;
+}

@@ -1,0 +1,95 @@
+import http from 'node:http';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { createApp } from './api/app';
+import type { Config } from './config';
+import { startEmbeddedPostgres } from './db/embeddedPostgres';
+import { migrate } from './db/migrate';
+import { createDb, type Db } from './db/pool';
+import { createLedgerRepository } from './ledger/repository';
+import type { Lifecycle } from './lifecycle';
+import { logger } from './logger';
+import { ensureTemporalCli } from './temporal/cli';
+import { startTemporalDevServer } from './temporal/devServer';
+import { ensureSearchAttributes } from './temporal/searchAttributes';
+import { connectWorker, createOpsWorker } from './worker';
+
+/** DATABASE_URL when set, else an embedded PostgreSQL kept in the data folder. */
+export async function provideDatabase(config: Config, lifecycle: Lifecycle): Promise<string> {
+  if (config.DATABASE_URL) return config.DATABASE_URL;
+  const pg = await startEmbeddedPostgres({
+    dataDir: config.OPSLEDGER_DATA_DIR,
+    port: config.OPSLEDGER_EMBEDDED_PG_PORT,
+    database: 'opsledger',
+  });
+  lifecycle.add('embedded-postgres', pg.stop);
+  logger.info({ url: redactPassword(pg.url) }, 'embedded PostgreSQL running');
+  return pg.url;
+}
+
+/** A dev server on TEMPORAL_ADDRESS's port with a SQLite file in the data folder. */
+export async function provideTemporalDevServer(config: Config, lifecycle: Lifecycle): Promise<{ address: string; uiUrl?: string }> {
+  const cli = await ensureTemporalCli(config.TEMPORAL_CLI);
+  const port = Number(config.TEMPORAL_ADDRESS.split(':')[1]);
+  const server = await startTemporalDevServer({
+    cli,
+    dbFile: path.join(config.OPSLEDGER_DATA_DIR, 'temporal.sqlite'),
+    logFile: path.join(config.OPSLEDGER_DATA_DIR, 'temporal.log'),
+    port,
+    uiPort: config.TEMPORAL_UI_PORT,
+    namespace: config.TEMPORAL_NAMESPACE,
+  });
+  lifecycle.add('temporal-dev-server', server.stop);
+  return server;
+}
+
+export async function openDb(url: string, config: Config, lifecycle: Lifecycle): Promise<Db> {
+  const db = createDb({ connectionString: url, role: config.OPSLEDGER_DB_ROLE });
+  lifecycle.add('postgres-pool', db.close);
+  return db;
+}
+
+export async function runMigrations(url: string): Promise<void> {
+  const { applied } = await migrate(url);
+  logger.info({ applied }, applied.length ? 'migrations applied' : 'schema up to date');
+}
+
+export async function startWorker(config: Config, db: Db, address: string, lifecycle: Lifecycle): Promise<void> {
+  const connection = await connectWorker(address);
+  const worker = await createOpsWorker({ config, db, connection });
+  const running = worker.run();
+  lifecycle.add('worker', async () => {
+    if (worker.getState() === 'RUNNING') worker.shutdown();
+    await running;
+    await connection.close();
+  });
+  running.catch((err) => logger.fatal({ err }, 'worker stopped'));
+  logger.info({ taskQueue: config.OPSLEDGER_TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE }, 'worker polling');
+}
+
+export async function startApi(config: Config, db: Db, address: string, lifecycle: Lifecycle): Promise<http.Server> {
+  const connection = await Connection.connect({ address });
+  await ensureSearchAttributes(connection, config.TEMPORAL_NAMESPACE);
+  const temporal = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+  const app = createApp({
+    db,
+    ledger: createLedgerRepository(db),
+    temporal,
+    taskQueue: config.OPSLEDGER_TASK_QUEUE,
+    playbooksDir: config.OPSLEDGER_PLAYBOOKS_DIR,
+  });
+  const server = http.createServer(app);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.PORT, resolve);
+  });
+  lifecycle.add('api', async () => {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await temporal.connection.close();
+  });
+  return server;
+}
+
+function redactPassword(url: string): string {
+  return url.replace(/:\/\/([^:]+):[^@]+@/, '://$1:***@');
+}

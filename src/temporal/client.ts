@@ -1,0 +1,43 @@
+import { Client, Connection, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { taskWorkflow } from '../../workflows';
+import { inferIntents } from '../../workflows/intent';
+import { OpsAction, OpsIntent, OpsServices, OpsStatus } from '../../workflows/searchAttributes';
+import type { TaskSpec } from '../../workflows/types';
+
+export type TemporalTarget = { address: string; namespace: string };
+
+/** The one place that builds the Temporal connection and client. */
+export async function connectTemporal({ address, namespace }: TemporalTarget): Promise<Client> {
+  const connection = await Connection.connect({ address });
+  return new Client({ connection, namespace });
+}
+
+export type SubmitResult = { taskId: string; runId: string; existing: boolean };
+
+/**
+ * Starts taskWorkflow with the task id as workflow id. A second submit of the same id, running
+ * or finished, is answered with the existing task and never starts a second run.
+ */
+export async function startTask(client: Client, taskQueue: string, spec: TaskSpec): Promise<SubmitResult> {
+  try {
+    const handle = await client.workflow.start(taskWorkflow, {
+      taskQueue,
+      workflowId: spec.taskId,
+      args: [spec],
+      workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      typedSearchAttributes: [
+        { key: OpsStatus, value: 'queued' },
+        { key: OpsServices, value: spec.services },
+        { key: OpsAction, value: spec.action },
+        { key: OpsIntent, value: inferIntents(spec.action, spec.services) },
+      ],
+    });
+    return { taskId: spec.taskId, runId: handle.firstExecutionRunId, existing: false };
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) {
+      const description = await client.workflow.getHandle(spec.taskId).describe();
+      return { taskId: spec.taskId, runId: description.runId, existing: true };
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,2 @@
+export { taskWorkflow, stateQuery, intentsOf } from './taskWorkflow';
+export type { TaskResult } from './taskWorkflow';
