@@ -3,7 +3,7 @@ import { ConfigError, loadConfig, type Config } from './config';
 import { migrate } from './db/migrate';
 import { Lifecycle } from './lifecycle';
 import { logger } from './logger';
-import { TemporalCliUnavailable } from './temporal/cli';
+import { ensureTemporalCli, TemporalCliUnavailable } from './temporal/cli';
 import { openDb, provideDatabase, provideTemporalDevServer, runMigrations, startApi, startWorker } from './stack';
 
 const program = new Command()
@@ -66,6 +66,13 @@ program
     const config = loadConfig();
     const { applied, alreadyApplied } = await migrate(requireDatabaseUrl(config));
     console.log(`applied ${applied.length} migration(s)${applied.length ? `: ${applied.join(', ')}` : ''}; ${alreadyApplied.length} already applied`);
+  });
+
+program
+  .command('temporal-cli')
+  .description('Find the Temporal CLI, building it with `go install` when missing, and print its path.')
+  .action(async () => {
+    console.log(await ensureTemporalCli(loadConfig().TEMPORAL_CLI));
   });
 
 function requireDatabaseUrl(config: Config): string {

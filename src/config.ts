@@ -24,6 +24,8 @@ export const ConfigSchema = z.object({
   TEMPORAL_ADDRESS: hostPort.default('localhost:7233'),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_UI_PORT: port.default(8233),
+  /** Where `opsledger dev` starts its Temporal dev server when TEMPORAL_ADDRESS is not set. */
+  OPSLEDGER_TEMPORAL_DEV_PORT: port.default(7233),
   TEMPORAL_CLI: z.string().min(1).optional(),
   PORT: port.default(8080),
   OPSLEDGER_DATA_DIR: z.string().min(1).default(path.join(projectRoot, '.opsledger')),
@@ -34,7 +36,10 @@ export const ConfigSchema = z.object({
     .regex(/^[A-Za-z0-9._-]+$/, 'expected letters, digits, dot, dash or underscore')
     .default(os.hostname().replace(/[^A-Za-z0-9._-]/g, '-')),
   OPSLEDGER_EMBEDDED_PG_PORT: port.default(54329),
-  OPSLEDGER_DB_ROLE: z.string().min(1).default('opsledger_app'),
+  OPSLEDGER_DB_ROLE: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]*$/, 'expected a PostgreSQL role name (lower-case letters, digits, underscore)')
+    .default('opsledger_app'),
   OPSLEDGER_OUTPUT_TAIL_LINES: positiveInt.max(1000).default(50),
   OPSLEDGER_PLAYBOOK_TIMEOUT_S: positiveInt.default(3600),
   LOG_LEVEL: logLevel.default('info'),

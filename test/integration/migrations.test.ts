@@ -1,0 +1,32 @@
+import { Client } from 'pg';
+import { ensureDatabase } from '../../src/db/embeddedPostgres';
+import { migrate } from '../../src/db/migrate';
+import { testEnv } from '../support/testEnv';
+
+describe('migrations', () => {
+  const database = `opsledger_migrate_${Date.now()}`;
+  const url = (() => {
+    const u = new URL(testEnv('adminUrl'));
+    u.pathname = `/${database}`;
+    return u.toString();
+  })();
+
+  beforeAll(() => ensureDatabase(testEnv('adminUrl'), database));
+  afterAll(async () => {
+    const admin = new Client({ connectionString: testEnv('adminUrl') });
+    await admin.connect();
+    await admin.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
+    await admin.end();
+  });
+
+  test('two processes migrating at once apply each file exactly once', async () => {
+    const [a, b] = await Promise.all([migrate(url), migrate(url)]);
+    const files = [...a.applied, ...b.applied].sort();
+    expect(files.length).toBeGreaterThan(0);
+    expect(new Set(files).size).toBe(files.length);
+    expect([...a.applied, ...a.alreadyApplied].sort()).toEqual([...b.applied, ...b.alreadyApplied].sort());
+
+    const again = await migrate(url);
+    expect(again.applied).toEqual([]);
+  });
+});

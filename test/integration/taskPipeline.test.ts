@@ -1,0 +1,119 @@
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { api, eventually, startTestStack, type TestStack } from '../support/stack';
+
+const FINAL = ['succeeded', 'failed', 'cancelled', 'timed_out'];
+
+describe('task pipeline through the API, the dev server and ansible-playbook', () => {
+  let stack: TestStack;
+  beforeAll(async () => {
+    stack = await startTestStack();
+  });
+  afterAll(() => stack?.close());
+
+  const finalTrail = (taskId: string) =>
+    eventually(async () => {
+      const res = await api(stack.baseUrl, 'GET', `/api/v1/audit/tasks/${taskId}`);
+      const rows = res.status === 200 ? (res.json.rows as { status: string }[]) : [];
+      return rows.some((r) => FINAL.includes(r.status)) ? res.json.rows : undefined;
+    });
+
+  test('a submitted task runs its playbook and its trail is in the ledger', async () => {
+    const taskId = `ping-${Date.now()}`;
+    const submit = await api(stack.baseUrl, 'POST', '/api/v1/tasks', {
+      taskId,
+      action: 'deploy',
+      services: ['kuma'],
+      playbook: 'ping.yml',
+      extraVars: { message: 'hello from the test' },
+      secretVars: { api_token: 's3cr3t-value' },
+    });
+    expect(submit.status).toBe(202);
+    expect(submit.json).toMatchObject({ taskId, existing: false });
+
+    const rows = await finalTrail(taskId);
+    expect(rows.map((r: { status: string }) => r.status)).toEqual(['queued', 'dispatched', 'succeeded']);
+    const final = rows[2];
+    expect(final.outcome.counts).toMatchObject({ ok: 2, failed: 0 });
+    expect(final.outcome.steps.map((s: { task: string }) => s.task)).toEqual(['ping the host', 'report the message']);
+    expect(final.outcome.outputTail).toContain('ok: [localhost] hello from the test');
+    expect(final.resourcesUsed.wallTimeS).toBeGreaterThan(0);
+    expect(final.resourcesUsed.cpuTimeS).toBeGreaterThan(0);
+    expect(final.resourcesUsed.peakMemoryMb).toBeGreaterThan(0);
+    expect(JSON.stringify(rows)).not.toContain('s3cr3t-value');
+
+    const state = await api(stack.baseUrl, 'GET', `/api/v1/tasks/${taskId}`);
+    expect(state.json).toMatchObject({ taskId, status: 'succeeded', workflow: { status: 'COMPLETED' } });
+  });
+
+  test('submitting the same taskId again answers the existing task and runs nothing twice', async () => {
+    const taskId = `twice-${Date.now()}`;
+    const body = { taskId, action: 'check', services: ['dns'], playbook: 'ping.yml' };
+    const first = await api(stack.baseUrl, 'POST', '/api/v1/tasks', body);
+    const second = await api(stack.baseUrl, 'POST', '/api/v1/tasks', body);
+    expect(first.status).toBe(202);
+    expect(second.status).toBe(200);
+    expect(second.json).toMatchObject({ taskId, existing: true, runId: first.json.runId });
+    await finalTrail(taskId);
+    const third = await api(stack.baseUrl, 'POST', '/api/v1/tasks', body);
+    expect(third.json).toMatchObject({ existing: true, runId: first.json.runId });
+    const trail = await api(stack.baseUrl, 'GET', `/api/v1/audit/tasks/${taskId}`);
+    expect(trail.json.rows).toHaveLength(3);
+  });
+
+  test('a failing playbook is recorded as an application error with its message', async () => {
+    const taskId = `fail-${Date.now()}`;
+    await api(stack.baseUrl, 'POST', '/api/v1/tasks', {
+      taskId,
+      action: 'configure',
+      services: ['auth'],
+      playbook: 'fail.yml',
+      extraVars: { reason: 'disk quota exceeded' },
+    });
+    const rows = await finalTrail(taskId);
+    const final = rows[rows.length - 1];
+    expect(final).toMatchObject({ status: 'failed', failureClass: 'application_error' });
+    expect(final.outcome.keyMessages).toEqual(['break on localhost: disk quota exceeded']);
+    expect(final.failure.message).toContain('disk quota exceeded');
+  });
+
+  describe('bad input is answered 400 problem+json naming the field and starts nothing', () => {
+    const cases: [string, unknown, string][] = [
+      ['a playbook outside the folder', { action: 'deploy', services: ['kuma'], playbook: '../etc/passwd.yml' }, 'playbook'],
+      ['an absolute playbook path', { action: 'deploy', services: ['kuma'], playbook: '/etc/ansible/x.yml' }, 'playbook'],
+      ['a playbook that does not exist', { action: 'deploy', services: ['kuma'], playbook: 'nope.yml' }, 'playbook'],
+      ['an unknown action', { action: 'explode', services: ['kuma'], playbook: 'ping.yml' }, 'action'],
+      ['no services', { action: 'deploy', services: [], playbook: 'ping.yml' }, 'services'],
+      ['a bad service name', { action: 'deploy', services: ['Kuma!'], playbook: 'ping.yml' }, 'services[0]'],
+      ['negative needs', { action: 'deploy', services: ['kuma'], playbook: 'ping.yml', requirements: { memoryMb: -1 } }, 'requirements.memoryMb'],
+      ['an unknown field', { action: 'deploy', services: ['kuma'], playbook: 'ping.yml', colour: 'red' }, 'colour'],
+    ];
+    test.each(cases)('%s', async (_name, body, field) => {
+      const taskId = `bad-${Date.now()}-${Math.random().toString(36).slice(2)}`;
+      const res = await api(stack.baseUrl, 'POST', '/api/v1/tasks', { taskId, ...(body as object) });
+      expect(res.status).toBe(400);
+      expect(res.contentType).toContain('application/problem+json');
+      expect(res.json.errors.map((e: { field: string }) => e.field)).toContain(field);
+      await expect(stack.temporal.workflow.getHandle(taskId).describe()).rejects.toBeInstanceOf(WorkflowNotFoundError);
+    });
+
+    test('malformed JSON', async () => {
+      const res = await api(stack.baseUrl, 'POST', '/api/v1/tasks', '{"action": "deploy",');
+      expect(res.status).toBe(400);
+      expect(res.contentType).toContain('application/problem+json');
+      expect(res.json.errors[0].field).toBe('(body)');
+    });
+  });
+
+  test('health, readiness, metrics and the OpenAPI document answer', async () => {
+    expect((await api(stack.baseUrl, 'GET', '/healthz')).status).toBe(200);
+    const ready = await api(stack.baseUrl, 'GET', '/readyz');
+    expect(ready.json.checks.map((c: { ok: boolean }) => c.ok)).toEqual([true, true]);
+    const metrics = await fetch(`${stack.baseUrl}/metrics`).then((r) => r.text());
+    expect(metrics).toContain('opsledger_tasks_submitted_total');
+    const doc = await api(stack.baseUrl, 'GET', '/api/v1/openapi.json');
+    expect(doc.json.paths['/api/v1/tasks'].post.requestBody).toBeDefined();
+    expect(doc.json.components.schemas.SubmitTaskRequest.required).toEqual(
+      expect.arrayContaining(['action', 'services', 'playbook']),
+    );
+  });
+});

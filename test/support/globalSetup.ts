@@ -1,0 +1,68 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { bundleWorkflowCode } from '@temporalio/worker';
+import { ensureDatabase, startEmbeddedPostgres } from '../../src/db/embeddedPostgres';
+import { migrate } from '../../src/db/migrate';
+import { ensureTemporalCli } from '../../src/temporal/cli';
+import { startTemporalDevServer } from '../../src/temporal/devServer';
+import { freePort } from './ports';
+import { TEST_ENV, type TestServices } from './testEnv';
+
+/**
+ * Starts what the tests share: a fresh PostgreSQL database (on DATABASE_URL's server, or an
+ * embedded cluster), migrated; a Temporal dev server on free ports with a throwaway SQLite
+ * file; and the workflow bundle built once from source. Workers read them from the env.
+ */
+export default async function globalSetup(): Promise<void> {
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'opsledger-test-'));
+  fs.chmodSync(scratch, 0o755); // an embedded PostgreSQL runs as the 'postgres' user when we are root
+  const services: TestServices = { scratch, stops: [] };
+  (globalThis as { __opsledger?: TestServices }).__opsledger = services;
+
+  const database = `opsledger_test_${Date.now()}_${process.pid}`;
+  let serverUrl = process.env.DATABASE_URL;
+  if (!serverUrl) {
+    const pg = await startEmbeddedPostgres({ dataDir: scratch, port: await freePort(), database: 'postgres' });
+    services.stops.push(pg.stop);
+    serverUrl = pg.url;
+  }
+  const adminUrl = withDatabase(serverUrl, 'postgres');
+  await ensureDatabase(adminUrl, database);
+  services.dropDatabase = { adminUrl, database };
+  const databaseUrl = withDatabase(serverUrl, database);
+  await migrate(databaseUrl);
+
+  const cli = await ensureTemporalCli(process.env.TEMPORAL_CLI);
+  const [port, httpPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
+  const temporal = await startTemporalDevServer({
+    cli,
+    dbFile: path.join(scratch, 'temporal.sqlite'),
+    logFile: path.join(scratch, 'temporal.log'),
+    port,
+    httpPort,
+    metricsPort,
+    namespace: 'default',
+  });
+  services.stops.push(temporal.stop);
+
+  const bundlePath = path.join(scratch, 'workflow-bundle.js');
+  const { code } = await bundleWorkflowCode({
+    workflowsPath: require.resolve('../../workflows'),
+    logger: { trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error, log() {} },
+  });
+  fs.writeFileSync(bundlePath, code);
+
+  process.env[TEST_ENV.databaseUrl] = databaseUrl;
+  process.env[TEST_ENV.adminUrl] = adminUrl;
+  process.env[TEST_ENV.temporalAddress] = temporal.address;
+  process.env[TEST_ENV.workflowBundle] = bundlePath;
+  process.env[TEST_ENV.temporalCli] = cli;
+  process.env.LOG_LEVEL ??= 'warn';
+}
+
+function withDatabase(url: string, database: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${database}`;
+  return parsed.toString();
+}
