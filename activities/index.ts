@@ -1,14 +1,15 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { AdmissionRepository } from '../src/admission/repository';
 import type { LedgerRepository } from '../src/ledger/repository';
 import { OpsError } from '../src/errors';
 import type { LedgerEntry, PlaybookProgress, PlaybookRun } from '../workflows/types';
+import { createAdmissionActivities } from './admission';
 import type { PlaybookRequest, PlaybookRunner } from './ansibleRunner';
 
 export interface ActivityDeps {
   ledger: LedgerRepository;
+  admission: AdmissionRepository;
   runner: PlaybookRunner;
-  /** This worker's agent id, recorded with what it runs. */
-  agentId: string;
   playbookTimeoutS: number;
 }
 
@@ -17,6 +18,8 @@ const HEARTBEAT_EVERY_MS = 2000;
 /** Activities get their dependencies here, so tests can hand in real services without globals. */
 export function createActivities(deps: ActivityDeps) {
   return {
+    ...createAdmissionActivities(deps.admission),
+
     async recordDecision(entry: LedgerEntry): Promise<void> {
       await nonRetryableWhereHopeless(() => deps.ledger.append(entry));
     },

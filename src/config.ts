@@ -42,6 +42,15 @@ export const ConfigSchema = z.object({
     .default('opsledger_app'),
   OPSLEDGER_OUTPUT_TAIL_LINES: positiveInt.max(1000).default(50),
   OPSLEDGER_PLAYBOOK_TIMEOUT_S: positiveInt.default(3600),
+  /** Admission: an agent whose last capacity report is older than this is not used. */
+  OPSLEDGER_AGENT_MAX_AGE_S: positiveInt.default(30),
+  /** Admission: an agent whose load would go above this % cannot take a task. */
+  OPSLEDGER_LOAD_THRESHOLD_PCT: positiveInt.max(1000).default(80),
+  /** How often a worker reports its own host's capacity; 0 turns the report off. */
+  OPSLEDGER_AGENT_REPORT_S: z.coerce.number({ error: 'expected a number of seconds' }).min(0).default(5),
+  OPSLEDGER_HEARTBEAT_TIMEOUT_S: positiveInt.default(30),
+  OPSLEDGER_SCHEDULE_TO_START_TIMEOUT_S: positiveInt.default(60),
+  OPSLEDGER_MAX_INFRA_ATTEMPTS: positiveInt.max(20).default(3),
   LOG_LEVEL: logLevel.default('info'),
 });
 
@@ -71,4 +80,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     );
   }
   return parsed.data;
+}
+
+/** The per-task settings fixed at submit time and carried in the workflow input. */
+export function taskRuntimeOf(config: Config) {
+  return {
+    pool: config.OPSLEDGER_TASK_QUEUE,
+    heartbeatTimeoutS: config.OPSLEDGER_HEARTBEAT_TIMEOUT_S,
+    scheduleToStartTimeoutS: config.OPSLEDGER_SCHEDULE_TO_START_TIMEOUT_S,
+    maxInfraAttempts: config.OPSLEDGER_MAX_INFRA_ATTEMPTS,
+  };
+}
+
+export function agentTaskQueue(config: Config): string {
+  return `${config.OPSLEDGER_TASK_QUEUE}-agent-${config.OPSLEDGER_AGENT_ID}`;
 }

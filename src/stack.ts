@@ -2,7 +2,8 @@ import http from 'node:http';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { createApp } from './api/app';
-import type { Config } from './config';
+import { taskRuntimeOf, type Config } from './config';
+import { createAdmissionRepository } from './admission/repository';
 import { startEmbeddedPostgres } from './db/embeddedPostgres';
 import { migrate } from './db/migrate';
 import { createDb, type Db } from './db/pool';
@@ -12,7 +13,7 @@ import { logger } from './logger';
 import { ensureTemporalCli } from './temporal/cli';
 import { startTemporalDevServer } from './temporal/devServer';
 import { ensureSearchAttributes } from './temporal/searchAttributes';
-import { connectWorker, createOpsWorker } from './worker';
+import { connectWorker, startOpsWorker } from './worker';
 
 /** DATABASE_URL when set, else an embedded PostgreSQL kept in the data folder. */
 export async function provideDatabase(config: Config, lifecycle: Lifecycle): Promise<string> {
@@ -55,15 +56,13 @@ export async function runMigrations(url: string): Promise<void> {
 
 export async function startWorker(config: Config, db: Db, address: string, lifecycle: Lifecycle): Promise<void> {
   const connection = await connectWorker(address);
-  const worker = await createOpsWorker({ config, db, connection });
-  const running = worker.run();
+  const temporal = new Client({ connection: await Connection.connect({ address }), namespace: config.TEMPORAL_NAMESPACE });
+  const worker = await startOpsWorker({ config, db, connection, temporal });
   lifecycle.add('worker', async () => {
-    if (worker.getState() === 'RUNNING') worker.shutdown();
-    await running;
+    await worker.stop();
     await connection.close();
+    await temporal.connection.close();
   });
-  running.catch((err) => logger.fatal({ err }, 'worker stopped'));
-  logger.info({ taskQueue: config.OPSLEDGER_TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE }, 'worker polling');
 }
 
 export async function startApi(config: Config, db: Db, address: string, lifecycle: Lifecycle): Promise<http.Server> {
@@ -74,7 +73,11 @@ export async function startApi(config: Config, db: Db, address: string, lifecycl
     db,
     ledger: createLedgerRepository(db),
     temporal,
-    taskQueue: config.OPSLEDGER_TASK_QUEUE,
+    admission: createAdmissionRepository(db, {
+      agentMaxAgeS: config.OPSLEDGER_AGENT_MAX_AGE_S,
+      loadThresholdPct: config.OPSLEDGER_LOAD_THRESHOLD_PCT,
+    }),
+    runtime: taskRuntimeOf(config),
     playbooksDir: config.OPSLEDGER_PLAYBOOKS_DIR,
   });
   const server = http.createServer(app);

@@ -1,9 +1,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import type { Client } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { createAnsibleRunner, type PlaybookRunner } from '../activities/ansibleRunner';
-import type { Config } from './config';
+import { startAgentReporter } from './admission/agentReporter';
+import { startDispatcher } from './admission/dispatcher';
+import { gpuVramUsedMb, probeHost, type HostCapacity } from './admission/hostCapacity';
+import { reconcileWithTemporal } from './admission/reconcile';
+import { createAdmissionRepository } from './admission/repository';
+import { agentTaskQueue, type Config } from './config';
 import type { Db } from './db/pool';
 import { createLedgerRepository } from './ledger/repository';
 import { logger } from './logger';
@@ -29,39 +35,98 @@ export function installTemporalRuntime(): void {
   });
 }
 
-export type WorkerDeps = {
+export function connectWorker(address: string): Promise<NativeConnection> {
+  installTemporalRuntime();
+  return NativeConnection.connect({ address });
+}
+
+export type OpsWorkerDeps = {
   config: Config;
   db: Db;
   connection: NativeConnection;
+  /** For the dispatcher's signals and reconciliation. */
+  temporal: Client;
   /** Defaults to ansible-playbook; benchmarks hand in a no-op runner. */
   runner?: PlaybookRunner;
+  /** This host's capacity; tests hand in fixed figures. */
+  probe?: () => Promise<HostCapacity>;
   /** Workflow code from a prebuilt bundle when present, else bundled from source now. */
   workflowBundle?: string;
 };
 
-export async function createOpsWorker({ config, db, connection, runner, workflowBundle }: WorkerDeps): Promise<Worker> {
+export type OpsWorker = { agentTaskQueue: string; stop(): Promise<void> };
+
+/**
+ * A worker process: one worker on the shared task queue (workflows, admission and ledger
+ * activities), one on this agent's own queue (playbooks run here and nowhere else), the agent's
+ * capacity report, the dispatcher (if this process wins its lock) and, on start, reconciliation.
+ */
+export async function startOpsWorker(deps: OpsWorkerDeps): Promise<OpsWorker> {
   installTemporalRuntime();
-  const activities = createActivities({
+  const { config, db, connection, temporal } = deps;
+  const pool = config.OPSLEDGER_TASK_QUEUE;
+  const agentQueue = agentTaskQueue(config);
+  const admission = createAdmissionRepository(db, {
+    agentMaxAgeS: config.OPSLEDGER_AGENT_MAX_AGE_S,
+    loadThresholdPct: config.OPSLEDGER_LOAD_THRESHOLD_PCT,
+  });
+  const { runPlaybook, ...shared } = createActivities({
     ledger: createLedgerRepository(db),
+    admission,
     runner:
-      runner ??
-      createAnsibleRunner({ playbooksDir: config.OPSLEDGER_PLAYBOOKS_DIR, outputTailLines: config.OPSLEDGER_OUTPUT_TAIL_LINES }),
-    agentId: config.OPSLEDGER_AGENT_ID,
+      deps.runner ??
+      createAnsibleRunner({
+        playbooksDir: config.OPSLEDGER_PLAYBOOKS_DIR,
+        outputTailLines: config.OPSLEDGER_OUTPUT_TAIL_LINES,
+        gpuVramUsedMb,
+      }),
     playbookTimeoutS: config.OPSLEDGER_PLAYBOOK_TIMEOUT_S,
   });
-  const bundle = workflowBundle ?? (fs.existsSync(workflowBundlePath) ? workflowBundlePath : undefined);
-  return Worker.create({
+  const bundle = deps.workflowBundle ?? (fs.existsSync(workflowBundlePath) ? workflowBundlePath : undefined);
+  const common = {
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
-    taskQueue: config.OPSLEDGER_TASK_QUEUE,
-    activities,
-    ...(bundle ? { workflowBundle: { codePath: bundle } } : { workflowsPath: require.resolve('../workflows') }),
     // On SIGTERM running activities get this long to finish before they are handed back.
     shutdownGraceTime: '30 seconds',
+  };
+  const sharedWorker = await Worker.create({
+    ...common,
+    taskQueue: pool,
+    activities: shared,
+    ...(bundle ? { workflowBundle: { codePath: bundle } } : { workflowsPath: require.resolve('../workflows') }),
   });
-}
+  const agentWorker = await Worker.create({ ...common, taskQueue: agentQueue, activities: { runPlaybook } });
 
-export function connectWorker(address: string): Promise<NativeConnection> {
-  installTemporalRuntime();
-  return NativeConnection.connect({ address });
+  const reporter =
+    config.OPSLEDGER_AGENT_REPORT_S > 0
+      ? startAgentReporter({
+          admission,
+          agentId: config.OPSLEDGER_AGENT_ID,
+          pool,
+          taskQueue: agentQueue,
+          everyS: config.OPSLEDGER_AGENT_REPORT_S,
+          probe: deps.probe ?? probeHost,
+        })
+      : undefined;
+  await reporter?.reportNow();
+
+  const running = Promise.all([sharedWorker.run(), agentWorker.run()]);
+  running.catch((err) => logger.fatal({ err }, 'worker stopped'));
+  await reconcileWithTemporal({ admission, temporal, pool }).catch((err) =>
+    logger.warn({ err }, 'reconciliation with Temporal failed; the dispatcher will retry what it can'),
+  );
+  const dispatcher = startDispatcher({ db, admission, temporal });
+  logger.info({ pool, agentTaskQueue: agentQueue, namespace: config.TEMPORAL_NAMESPACE }, 'worker polling');
+
+  return {
+    agentTaskQueue: agentQueue,
+    async stop() {
+      await dispatcher.stop();
+      reporter?.stop();
+      for (const worker of [sharedWorker, agentWorker]) {
+        if (worker.getState() === 'RUNNING') worker.shutdown();
+      }
+      await running;
+    },
+  };
 }

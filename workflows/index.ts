@@ -1,2 +1,3 @@
-export { taskWorkflow, stateQuery, intentsOf } from './taskWorkflow';
+export { taskWorkflow } from './taskWorkflow';
 export type { TaskResult } from './taskWorkflow';
+export * from './messages';

@@ -83,14 +83,35 @@ export interface PlaybookProgress {
   stepsDone: number;
 }
 
-/** The live state answered by the `state` query. */
+/** Settings the submitter fixes for the task's whole life (deterministic workflow input). */
+export interface TaskRuntime {
+  /** The shared task queue; agents serving it are the ones admission picks from. */
+  pool: string;
+  heartbeatTimeoutS: number;
+  /** How long a dispatched playbook may wait for its agent to pick it up. */
+  scheduleToStartTimeoutS: number;
+  /** Runs lost to infrastructure (agent gone, worker crash) before the task fails. */
+  maxInfraAttempts: number;
+}
+
+export type TaskWorkflowInput = TaskSpec & { runtime: TaskRuntime };
+
+export type WaitReason = 'capacity' | 'operator_hold' | 'dispatch_hold';
+
+/** The live state answered by the `state` query and returned by every operator Update. */
 export interface TaskState {
   taskId: string;
   status: TaskStatus | 'running';
   action: string;
   services: string[];
+  intents: string[];
+  priority: number;
+  needs: { cpu: number; memoryMb: number; gpuVramMb: number };
+  pool: string;
+  /** Set while the task waits before dispatch. */
+  waiting?: { reason: WaitReason; shortfall: string | null; position?: number; heldBy?: string };
   agent?: string;
-  waitingReason?: string;
+  attempt: number;
   progress?: PlaybookProgress;
   result?: PlaybookRun['result'];
   failureClass?: FailureClass;

@@ -1,5 +1,7 @@
 import type { Client } from '@temporalio/client';
 import express, { type Express } from 'express';
+import type { TaskRuntime } from '../../workflows/types';
+import type { AdmissionRepository } from '../admission/repository';
 import type { Db } from '../db/pool';
 import { NotFoundError } from '../errors';
 import type { LedgerRepository } from '../ledger/repository';
@@ -7,7 +9,9 @@ import { logger } from '../logger';
 import { httpRequestSeconds } from '../metrics';
 import { buildOpenApiDocument, createOpenApiRegistry } from './openapi';
 import { problemHandler } from './problem';
+import { agentsRouter } from './routes/agents';
 import { auditRouter } from './routes/audit';
+import { dispatchRouter } from './routes/dispatch';
 import { healthRouter } from './routes/health';
 import { tasksRouter } from './routes/tasks';
 
@@ -15,7 +19,8 @@ export type AppDeps = {
   db: Db;
   ledger: LedgerRepository;
   temporal: Client;
-  taskQueue: string;
+  admission: AdmissionRepository;
+  runtime: TaskRuntime;
   playbooksDir: string;
 };
 
@@ -38,6 +43,8 @@ export function createApp(deps: AppDeps): Express {
   app.use(healthRouter(deps));
   app.use('/api/v1', tasksRouter({ ...deps, openapi }));
   app.use('/api/v1', auditRouter({ ...deps, openapi }));
+  app.use('/api/v1', agentsRouter({ ...deps, openapi }));
+  app.use('/api/v1', dispatchRouter({ ...deps, openapi }));
 
   const document = buildOpenApiDocument(openapi);
   app.get('/api/v1/openapi.json', (_req, res) => {

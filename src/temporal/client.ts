@@ -2,7 +2,7 @@ import { Client, Connection, WorkflowExecutionAlreadyStartedError } from '@tempo
 import { taskWorkflow } from '../../workflows';
 import { inferIntents } from '../../workflows/intent';
 import { OpsAction, OpsIntent, OpsServices, OpsStatus } from '../../workflows/searchAttributes';
-import type { TaskSpec } from '../../workflows/types';
+import type { TaskWorkflowInput } from '../../workflows/types';
 
 export type TemporalTarget = { address: string; namespace: string };
 
@@ -18,10 +18,10 @@ export type SubmitResult = { taskId: string; runId: string; existing: boolean };
  * Starts taskWorkflow with the task id as workflow id. A second submit of the same id, running
  * or finished, is answered with the existing task and never starts a second run.
  */
-export async function startTask(client: Client, taskQueue: string, spec: TaskSpec): Promise<SubmitResult> {
+export async function startTask(client: Client, spec: TaskWorkflowInput): Promise<SubmitResult> {
   try {
     const handle = await client.workflow.start(taskWorkflow, {
-      taskQueue,
+      taskQueue: spec.runtime.pool,
       workflowId: spec.taskId,
       args: [spec],
       workflowIdReusePolicy: 'REJECT_DUPLICATE',

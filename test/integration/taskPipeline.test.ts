@@ -41,8 +41,13 @@ describe('task pipeline through the API, the dev server and ansible-playbook', (
     expect(final.resourcesUsed.peakMemoryMb).toBeGreaterThan(0);
     expect(JSON.stringify(rows)).not.toContain('s3cr3t-value');
 
-    const state = await api(stack.baseUrl, 'GET', `/api/v1/tasks/${taskId}`);
-    expect(state.json).toMatchObject({ taskId, status: 'succeeded', workflow: { status: 'COMPLETED' } });
+    const state = await eventually(async () => {
+      const res = await api(stack.baseUrl, 'GET', `/api/v1/tasks/${taskId}`);
+      return res.json.workflow.status === 'COMPLETED' ? res.json : undefined;
+    });
+    expect(state).toMatchObject({ taskId, status: 'succeeded', agent: stack.config.OPSLEDGER_AGENT_ID, attempt: 1 });
+    expect(final.agent).toBe(stack.config.OPSLEDGER_AGENT_ID);
+    expect(rows[1].outcome).toMatchObject({ attempt: 1, loadPctAtDispatch: 0, overridden: false });
   });
 
   test('submitting the same taskId again answers the existing task and runs nothing twice', async () => {

@@ -2,13 +2,14 @@ import crypto from 'node:crypto';
 import http from 'node:http';
 import type net from 'node:net';
 import { Client, Connection } from '@temporalio/client';
-import type { Worker } from '@temporalio/worker';
 import type { PlaybookRunner } from '../../activities/ansibleRunner';
+import type { HostCapacity } from '../../src/admission/hostCapacity';
+import { createAdmissionRepository } from '../../src/admission/repository';
 import { createApp } from '../../src/api/app';
-import { loadConfig, type Config } from '../../src/config';
+import { loadConfig, taskRuntimeOf, type Config } from '../../src/config';
 import { createDb, type Db } from '../../src/db/pool';
 import { createLedgerRepository } from '../../src/ledger/repository';
-import { connectWorker, createOpsWorker } from '../../src/worker';
+import { connectWorker, startOpsWorker, type OpsWorker } from '../../src/worker';
 import { testEnv } from './testEnv';
 
 export type TestStack = {
@@ -16,36 +17,59 @@ export type TestStack = {
   baseUrl: string;
   db: Db;
   temporal: Client;
-  worker: Worker;
+  /** Absent when the test runs its workers as separate processes. */
+  worker?: OpsWorker;
   close(): Promise<void>;
 };
 
+/** A roomy, idle host, so tests do not depend on how busy this machine happens to be. */
+export const IDLE_HOST: HostCapacity = {
+  cpuCores: 8,
+  loadPct: 0,
+  memoryTotalMb: 16384,
+  memoryFreeMb: 16384,
+  gpuVramTotalMb: null,
+  gpuVramFreeMb: null,
+};
+
 /** A worker on its own task queue and an API on a free port, against the shared test services. */
-export async function startTestStack(opts: { runner?: PlaybookRunner; env?: NodeJS.ProcessEnv } = {}): Promise<TestStack> {
+export async function startTestStack(
+  opts: { runner?: PlaybookRunner; env?: NodeJS.ProcessEnv; host?: HostCapacity; worker?: boolean } = {},
+): Promise<TestStack> {
+  const id = crypto.randomUUID().slice(0, 8);
   const config = loadConfig({
     DATABASE_URL: testEnv('databaseUrl'),
     TEMPORAL_ADDRESS: testEnv('temporalAddress'),
-    OPSLEDGER_TASK_QUEUE: `test-${crypto.randomUUID()}`,
+    OPSLEDGER_TASK_QUEUE: `test-${id}`,
+    OPSLEDGER_AGENT_ID: `agent-${id}`,
+    OPSLEDGER_AGENT_REPORT_S: '1',
+    OPSLEDGER_HEARTBEAT_TIMEOUT_S: '5',
+    OPSLEDGER_SCHEDULE_TO_START_TIMEOUT_S: '10',
     LOG_LEVEL: 'warn',
     ...opts.env,
   });
   const db = createDb({ connectionString: testEnv('databaseUrl'), role: config.OPSLEDGER_DB_ROLE });
   const workerConnection = await connectWorker(config.TEMPORAL_ADDRESS);
-  const worker = await createOpsWorker({
+  const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+  const temporal = new Client({ connection });
+  const worker = opts.worker === false ? undefined : await startOpsWorker({
     config,
     db,
     connection: workerConnection,
+    temporal,
     runner: opts.runner,
+    probe: async () => opts.host ?? IDLE_HOST,
     workflowBundle: testEnv('workflowBundle'),
   });
-  const running = worker.run();
-  const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
-  const temporal = new Client({ connection });
   const app = createApp({
     db,
     ledger: createLedgerRepository(db),
+    admission: createAdmissionRepository(db, {
+      agentMaxAgeS: config.OPSLEDGER_AGENT_MAX_AGE_S,
+      loadThresholdPct: config.OPSLEDGER_LOAD_THRESHOLD_PCT,
+    }),
     temporal,
-    taskQueue: config.OPSLEDGER_TASK_QUEUE,
+    runtime: taskRuntimeOf(config),
     playbooksDir: config.OPSLEDGER_PLAYBOOKS_DIR,
   });
   const server = http.createServer(app);
@@ -60,8 +84,7 @@ export async function startTestStack(opts: { runner?: PlaybookRunner; env?: Node
     worker,
     async close() {
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      worker.shutdown();
-      await running;
+      await worker?.stop();
       await workerConnection.close();
       await connection.close();
       await db.close();

@@ -1,23 +1,29 @@
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import crypto from 'node:crypto';
 import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
-import type { Client } from '@temporalio/client';
+import {
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  type Client,
+  type WorkflowExecutionDescription,
+} from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
 import { Router } from 'express';
 import { z } from 'zod';
-import { stateQuery } from '../../../workflows';
-import { NotFoundError, ValidationError } from '../../errors';
+import { cancelUpdate, overrideUpdate, pauseUpdate, resumeUpdate, stateQuery } from '../../../workflows/messages';
+import type { PlaybookProgress, TaskRuntime, TaskWorkflowInput } from '../../../workflows/types';
+import { InvalidTransitionError, NotFoundError, ValidationError } from '../../errors';
 import { forTask } from '../../logger';
 import { tasksSubmitted } from '../../metrics';
-import { startTask } from '../../temporal/client';
 import { SubmitTaskRequest, TaskId } from '../../tasks/schema';
-import type { TaskSpec } from '../../../workflows/types';
-import { parseOrThrow } from '../problem';
+import { startTask } from '../../temporal/client';
 import { problemResponse } from '../openapi';
+import { parseOrThrow } from '../problem';
 
 export type TasksRouterDeps = {
   temporal: Client;
-  taskQueue: string;
+  runtime: TaskRuntime;
   playbooksDir: string;
   openapi: OpenAPIRegistry;
 };
@@ -28,7 +34,25 @@ const SubmitTaskResponse = z
 
 const TaskIdParams = z.object({ taskId: TaskId });
 
-export function tasksRouter({ temporal, taskQueue, playbooksDir, openapi }: TasksRouterDeps): Router {
+export const OperatorCommandBody = z
+  .strictObject({
+    by: z.string().min(1).max(200).optional().meta({ description: 'Who asks; defaults to the caller.' }),
+    reason: z.string().max(1000).optional(),
+  })
+  .meta({ id: 'OperatorCommand' });
+
+export const OverrideCommandBody = OperatorCommandBody.extend({
+  agentId: z.string().regex(/^[A-Za-z0-9._-]+$/).optional().meta({ description: 'Dispatch to this agent.' }),
+}).meta({ id: 'OverrideCommand' });
+
+const COMMANDS = {
+  pause: { update: pauseUpdate, body: OperatorCommandBody, summary: 'Hold a waiting task: it keeps its place but is not resumed automatically.' },
+  resume: { update: resumeUpdate, body: OperatorCommandBody, summary: 'Release an operator hold: the task waits for capacity again, in its old place.' },
+  override: { update: overrideUpdate, body: OverrideCommandBody, summary: 'Dispatch a waiting task now, ignoring capacity.' },
+  cancel: { update: cancelUpdate, body: OperatorCommandBody, summary: 'Cancel a task; a running playbook is killed.' },
+} as const;
+
+export function tasksRouter({ temporal, runtime, playbooksDir, openapi }: TasksRouterDeps): Router {
   const router = Router();
 
   openapi.registerPath({
@@ -45,23 +69,23 @@ export function tasksRouter({ temporal, taskQueue, playbooksDir, openapi }: Task
   router.post('/tasks', async (req, res) => {
     const request = parseOrThrow(SubmitTaskRequest, req.body);
     assertPlaybookExists(playbooksDir, request.playbook);
-    const spec: TaskSpec = { ...request, taskId: request.taskId ?? `task-${crypto.randomUUID()}` };
-    const result = await startTask(temporal, taskQueue, spec);
+    const input: TaskWorkflowInput = { ...request, taskId: request.taskId ?? `task-${crypto.randomUUID()}`, runtime };
+    const result = await startTask(temporal, input);
     tasksSubmitted.inc({ outcome: result.existing ? 'existing' : 'new' });
-    forTask(spec.taskId).info({ action: spec.action, services: spec.services, existing: result.existing }, 'task submitted');
+    forTask(input.taskId).info({ action: input.action, services: input.services, existing: result.existing }, 'task submitted');
     res
       .status(result.existing ? 200 : 202)
-      .location(`/api/v1/tasks/${spec.taskId}`)
+      .location(`/api/v1/tasks/${input.taskId}`)
       .json({
         ...result,
-        links: { self: `/api/v1/tasks/${spec.taskId}`, audit: `/api/v1/audit/tasks/${spec.taskId}` },
+        links: { self: `/api/v1/tasks/${input.taskId}`, audit: `/api/v1/audit/tasks/${input.taskId}` },
       });
   });
 
   openapi.registerPath({
     method: 'get',
     path: '/api/v1/tasks/{taskId}',
-    summary: 'Live state of a task from its workflow.',
+    summary: 'Live state of a task from its workflow: waiting and why, running and the current ansible task, or how it ended.',
     request: { params: TaskIdParams },
     responses: { 200: { description: 'Live state' }, 404: problemResponse('No such task') },
   });
@@ -70,14 +94,66 @@ export function tasksRouter({ temporal, taskQueue, playbooksDir, openapi }: Task
     const handle = temporal.workflow.getHandle(taskId);
     try {
       const [description, state] = await Promise.all([handle.describe(), handle.query(stateQuery)]);
-      res.json({ ...state, workflow: { runId: description.runId, status: description.status.name } });
+      const progress = state.status === 'running' ? playbookProgress(description) : undefined;
+      res.json({ ...state, ...(progress ? { progress } : {}), workflow: { runId: description.runId, status: description.status.name } });
     } catch (err) {
-      if ((err as Error).name === 'WorkflowNotFoundError') throw new NotFoundError(`no task ${taskId}`);
+      if (err instanceof WorkflowNotFoundError) throw new NotFoundError(`no task ${taskId}`);
       throw err;
     }
   });
 
+  for (const [name, command] of Object.entries(COMMANDS)) {
+    openapi.registerPath({
+      method: 'post',
+      path: `/api/v1/tasks/{taskId}/${name}`,
+      summary: command.summary,
+      request: { params: TaskIdParams, body: { content: { 'application/json': { schema: command.body } } } },
+      responses: {
+        200: { description: 'The task state after the command' },
+        404: problemResponse('No such task'),
+        409: problemResponse('Not valid in the task’s current state'),
+      },
+    });
+    router.post(`/tasks/:taskId/${name}`, async (req, res) => {
+      const { taskId } = parseOrThrow(TaskIdParams, req.params);
+      const body = parseOrThrow(command.body, req.body ?? {});
+      const by = body.by ?? res.locals.principal?.name ?? 'api';
+      const state = await executeCommand(temporal, taskId, () =>
+        temporal.workflow.getHandle(taskId).executeUpdate(command.update, { args: [{ ...body, by }] }),
+      );
+      forTask(taskId).info({ command: name, by }, 'operator command applied');
+      res.json(state);
+    });
+  }
+
   return router;
+}
+
+async function executeCommand<T>(temporal: Client, taskId: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    if (err instanceof WorkflowUpdateFailedError) {
+      throw new InvalidTransitionError(err.cause?.message ?? err.message);
+    }
+    if (err instanceof WorkflowNotFoundError) {
+      const ended = await temporal.workflow
+        .getHandle(taskId)
+        .describe()
+        .then((d) => d.status.name)
+        .catch(() => undefined);
+      if (ended) throw new InvalidTransitionError(`task ${taskId} has already ended (${ended})`);
+      throw new NotFoundError(`no task ${taskId}`);
+    }
+    throw err;
+  }
+}
+
+/** The running playbook's last heartbeat (current play and task), kept by Temporal with the activity. */
+function playbookProgress(description: WorkflowExecutionDescription): PlaybookProgress | undefined {
+  const pending = description.raw.pendingActivities?.find((a) => a.activityType?.name === 'runPlaybook');
+  const payload = pending?.heartbeatDetails?.payloads?.[0];
+  return payload ? defaultPayloadConverter.fromPayload<PlaybookProgress>(payload) : undefined;
 }
 
 function assertPlaybookExists(playbooksDir: string, playbook: string): void {

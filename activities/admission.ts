@@ -1,0 +1,23 @@
+import type { AdmissionRepository, AdmissionRequest, Admission, Grant } from '../src/admission/repository';
+
+/** Admission decisions as activities; all of them go through the admission lock in PostgreSQL. */
+export function createAdmissionActivities(admission: AdmissionRepository) {
+  return {
+    admit(request: AdmissionRequest): Promise<Admission> {
+      return admission.admit(request);
+    },
+    holdTask(request: AdmissionRequest, by: string): Promise<void> {
+      return admission.hold(request, by);
+    },
+    releaseHold(taskId: string): Promise<void> {
+      return admission.release(taskId);
+    },
+    overrideAdmission(request: AdmissionRequest, agentId?: string): Promise<Grant | undefined> {
+      return admission.override(request, agentId);
+    },
+    /** Frees the reservation and queue row of a task that ended or gave up its grant. */
+    finishTask(taskId: string): Promise<void> {
+      return admission.finish(taskId);
+    },
+  };
+}

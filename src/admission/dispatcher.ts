@@ -1,0 +1,111 @@
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import type { PoolClient } from 'pg';
+import { capacityGrantedSignal } from '../../workflows/messages';
+import type { Db } from '../db/pool';
+import { logger } from '../logger';
+import { DISPATCH_CHANNEL, type AdmissionRepository } from './repository';
+
+export type DispatcherOptions = {
+  db: Db;
+  admission: AdmissionRepository;
+  temporal: Client;
+  /** The timer that catches anything a notification missed. */
+  intervalMs?: number;
+};
+
+// Session lock: only one dispatcher (in whichever worker holds it) walks the queue.
+const LEADER_LOCK_SQL = "SELECT pg_try_advisory_lock(hashtext('opsledger.dispatcher')) AS leader";
+
+/**
+ * The one place that resumes waiting tasks. Whichever worker holds the leader lock listens for
+ * heartbeats and task ends (LISTEN/NOTIFY), runs a dispatch pass (priority, then age), and
+ * signals each granted workflow; a grant stays in pause_queue until its signal is accepted, so a
+ * crash between the two loses nothing.
+ */
+export function startDispatcher({ db, admission, temporal, intervalMs = 1000 }: DispatcherOptions) {
+  let stopped = false;
+  let leader: PoolClient | undefined;
+  let passing = false;
+  let again = false;
+  let timer: NodeJS.Timeout | undefined;
+
+  const pass = async () => {
+    if (passing) {
+      again = true;
+      return;
+    }
+    passing = true;
+    try {
+      do {
+        again = false;
+        for (const grant of await admission.dispatchAll()) {
+          const { taskId, ...signal } = grant;
+          try {
+            await temporal.workflow.getHandle(taskId).signal(capacityGrantedSignal, signal);
+            await admission.grantDelivered(taskId);
+            logger.info({ taskId, agentId: grant.agentId }, 'capacity granted; task resumed');
+          } catch (err) {
+            if (err instanceof WorkflowNotFoundError) {
+              await admission.finish(taskId);
+              logger.warn({ taskId }, 'granted task has no running workflow; its reservation was freed');
+            } else {
+              throw err;
+            }
+          }
+        }
+      } while (again && !stopped);
+    } catch (err) {
+      logger.warn({ err }, 'dispatch pass failed; retrying on the next tick');
+    } finally {
+      passing = false;
+    }
+  };
+
+  const becomeLeader = async () => {
+    let client: PoolClient | undefined;
+    try {
+      client = await db.pool.connect();
+      const { rows } = await client.query<{ leader: boolean }>(LEADER_LOCK_SQL);
+      if (!rows[0]?.leader) {
+        client.release();
+        return;
+      }
+      client.on('notification', () => void pass());
+      client.on('error', (err) => {
+        logger.warn({ err }, 'dispatcher lost its connection; another worker may take over');
+        leader = undefined;
+      });
+      await client.query(`LISTEN ${DISPATCH_CHANNEL}`);
+      leader = client;
+      logger.info('this worker is the dispatcher');
+      void pass();
+    } catch (err) {
+      client?.release(err as Error);
+      logger.warn({ err }, 'could not try for dispatcher leadership');
+    }
+  };
+
+  const tick = async () => {
+    if (stopped) return;
+    if (leader) await pass();
+    else await becomeLeader();
+    if (!stopped) timer = setTimeout(() => void tick(), intervalMs);
+  };
+  void tick();
+
+  return {
+    isLeader: () => leader !== undefined,
+    async stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      while (passing) await new Promise((r) => setTimeout(r, 20));
+      if (leader) {
+        // Closing the connection releases the session lock for the next worker.
+        leader.release(true);
+        leader = undefined;
+      }
+    },
+  };
+}
+
+export type Dispatcher = ReturnType<typeof startDispatcher>;

@@ -1,0 +1,69 @@
+import { execFile } from 'node:child_process';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+
+export interface HostCapacity {
+  cpuCores: number;
+  loadPct: number;
+  memoryTotalMb: number;
+  memoryFreeMb: number;
+  gpuVramTotalMb: number | null;
+  gpuVramFreeMb: number | null;
+}
+
+const MB = 1024 * 1024;
+
+/** This host's capacity: 1-minute load over its cores, available memory, and GPU VRAM where nvidia-smi exists. */
+export async function probeHost(): Promise<HostCapacity> {
+  const cpuCores = os.availableParallelism();
+  const gpu = await nvidiaSmiMemory();
+  return {
+    cpuCores,
+    loadPct: Math.round(((os.loadavg()[0] ?? 0) / cpuCores) * 1000) / 10,
+    memoryTotalMb: Math.round(os.totalmem() / MB),
+    memoryFreeMb: await availableMemoryMb(),
+    gpuVramTotalMb: gpu?.totalMb ?? null,
+    gpuVramFreeMb: gpu?.freeMb ?? null,
+  };
+}
+
+/** GPU memory in use on this host, in MiB, or null where there is no NVIDIA GPU. */
+export async function gpuVramUsedMb(): Promise<number | null> {
+  const gpu = await nvidiaSmiMemory();
+  return gpu ? gpu.totalMb - gpu.freeMb : null;
+}
+
+/** MemAvailable counts reclaimable cache, which free memory alone would hide. */
+async function availableMemoryMb(): Promise<number> {
+  try {
+    const meminfo = await fs.readFile('/proc/meminfo', 'utf8');
+    const kb = Number(/^MemAvailable:\s+(\d+) kB$/m.exec(meminfo)?.[1]);
+    if (Number.isFinite(kb)) return Math.round(kb / 1024);
+  } catch {
+    // not Linux: fall through
+  }
+  return Math.round(os.freemem() / MB);
+}
+
+function nvidiaSmiMemory(): Promise<{ totalMb: number; freeMb: number } | null> {
+  return new Promise((resolve) => {
+    execFile(
+      'nvidia-smi',
+      ['--query-gpu=memory.total,memory.free', '--format=csv,noheader,nounits'],
+      { timeout: 5000 },
+      (err, stdout) => {
+        if (err) return resolve(null);
+        const gpus = stdout
+          .trim()
+          .split('\n')
+          .map((line) => line.split(',').map((v) => Number(v.trim())))
+          .filter((v) => v.length === 2 && v.every(Number.isFinite));
+        if (gpus.length === 0) return resolve(null);
+        resolve({
+          totalMb: gpus.reduce((sum, [total]) => sum + (total ?? 0), 0),
+          freeMb: gpus.reduce((sum, [, free]) => sum + (free ?? 0), 0),
+        });
+      },
+    );
+  });
+}

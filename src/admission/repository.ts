@@ -1,0 +1,370 @@
+import type { PoolClient } from 'pg';
+import type { Db } from '../db/pool';
+import { pickAgent, pickAgentIgnoringCapacity, type AgentCapacity, type Needs } from './fit';
+
+/** LISTEN/NOTIFY channel that wakes the dispatcher: a heartbeat, a task end, a release. */
+export const DISPATCH_CHANNEL = 'opsledger_dispatch';
+// Every admission decision takes this transaction lock, so decisions happen one at a time, in order.
+const ADMISSION_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('opsledger.admission'))";
+
+export type PauseReason = 'capacity' | 'operator_hold' | 'dispatch_hold';
+
+export interface AdmissionRequest {
+  taskId: string;
+  pool: string;
+  priority: number;
+  needs: Needs;
+}
+
+export interface Grant {
+  agentId: string;
+  taskQueue: string;
+  loadPctAtDispatch: number;
+  overridden: boolean;
+}
+
+export type Admission =
+  | ({ admitted: true } & Grant)
+  | { admitted: false; reason: PauseReason; shortfall: string | null; position: number };
+
+export interface AgentReport {
+  agentId: string;
+  pool: string;
+  taskQueue: string;
+  cpuCores: number;
+  loadPct: number;
+  memoryTotalMb: number;
+  memoryFreeMb: number;
+  gpuVramTotalMb: number | null;
+  gpuVramFreeMb: number | null;
+  labels: Record<string, string>;
+}
+
+export interface QueueEntry {
+  position: number;
+  taskId: string;
+  pool: string;
+  priority: number;
+  enqueuedAt: string;
+  reason: PauseReason;
+  shortfall: string | null;
+  heldBy: string | null;
+  grantedAgent: string | null;
+  needs: Needs;
+}
+
+export interface AdmissionSettings {
+  /** An agent whose last report is older than this is not used. */
+  agentMaxAgeS: number;
+  /** An agent whose load would go above this % cannot take a task. */
+  loadThresholdPct: number;
+}
+
+export function createAdmissionRepository(db: Db, settings: AdmissionSettings) {
+  const inAdmission = <T>(work: (client: PoolClient) => Promise<T>) =>
+    db.transaction(async (client) => {
+      await client.query(ADMISSION_LOCK_SQL);
+      return work(client);
+    });
+
+  const liveAgents = async (client: PoolClient, pool: string): Promise<AgentCapacity[]> => {
+    const { rows } = await client.query<{
+      agent_id: string; task_queue: string; cpu_cores: string; load_pct: string; memory_free_mb: string;
+      gpu_vram_free_mb: string | null; cpu: string; memory_mb: string; gpu_vram_mb: string;
+    }>(
+      `SELECT a.agent_id, a.task_queue, a.cpu_cores, a.load_pct, a.memory_free_mb, a.gpu_vram_free_mb,
+              coalesce(sum(r.cpu), 0) AS cpu, coalesce(sum(r.memory_mb), 0) AS memory_mb,
+              coalesce(sum(r.gpu_vram_mb), 0) AS gpu_vram_mb
+         FROM agents a LEFT JOIN reservations r ON r.agent_id = a.agent_id
+        WHERE a.pool = $1 AND a.heartbeat_at > now() - make_interval(secs => $2)
+        GROUP BY a.agent_id
+        ORDER BY a.agent_id`,
+      [pool, settings.agentMaxAgeS],
+    );
+    return rows.map((r) => ({
+      agentId: r.agent_id,
+      taskQueue: r.task_queue,
+      cpuCores: Number(r.cpu_cores),
+      loadPct: Number(r.load_pct),
+      memoryFreeMb: Number(r.memory_free_mb),
+      gpuVramFreeMb: r.gpu_vram_free_mb === null ? null : Number(r.gpu_vram_free_mb),
+      reserved: { cpu: Number(r.cpu), memoryMb: Number(r.memory_mb), gpuVramMb: Number(r.gpu_vram_mb) },
+    }));
+  };
+
+  const reserve = async (client: PoolClient, taskId: string, agent: AgentCapacity, needs: Needs, overridden: boolean) => {
+    await client.query(
+      `INSERT INTO reservations (task_id, agent_id, cpu, memory_mb, gpu_vram_mb, overridden)
+       VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT (task_id) DO UPDATE SET agent_id = EXCLUDED.agent_id, cpu = EXCLUDED.cpu,
+         memory_mb = EXCLUDED.memory_mb, gpu_vram_mb = EXCLUDED.gpu_vram_mb, overridden = EXCLUDED.overridden,
+         reserved_at = now()`,
+      [taskId, agent.agentId, needs.cpu, needs.memoryMb, needs.gpuVramMb, overridden],
+    );
+    agent.reserved = {
+      cpu: agent.reserved.cpu + needs.cpu,
+      memoryMb: agent.reserved.memoryMb + needs.memoryMb,
+      gpuVramMb: agent.reserved.gpuVramMb + needs.gpuVramMb,
+    };
+  };
+
+  /**
+   * One dispatch pass for a pool: walks waiting tasks in priority, then age order and reserves
+   * for each that fits, so a task that fits is never overtaken by one behind it. Reserved rows
+   * keep granted_agent until their workflow has been signalled.
+   */
+  const dispatchPass = async (client: PoolClient, pool: string): Promise<number> => {
+    const held = (await client.query<{ held: boolean }>('SELECT held FROM dispatch_control')).rows[0]?.held ?? false;
+    if (held) {
+      await client.query(`UPDATE pause_queue SET reason = 'dispatch_hold', updated_at = clock_timestamp()
+                           WHERE pool = $1 AND reason = 'capacity'`, [pool]);
+      return 0;
+    }
+    await client.query(`UPDATE pause_queue SET reason = 'capacity', updated_at = clock_timestamp()
+                         WHERE pool = $1 AND reason = 'dispatch_hold'`, [pool]);
+    const waiting = await client.query<{ task_id: string; requirements: Needs; shortfall: string | null }>(
+      `SELECT task_id, requirements, shortfall FROM pause_queue
+        WHERE pool = $1 AND held_by IS NULL AND granted_agent IS NULL
+        ORDER BY priority DESC, enqueued_at, task_id`,
+      [pool],
+    );
+    if (waiting.rows.length === 0) return 0;
+    const agents = await liveAgents(client, pool);
+    let granted = 0;
+    for (const row of waiting.rows) {
+      const pick = pickAgent(agents, row.requirements, settings.loadThresholdPct);
+      if (pick.fits) {
+        await reserve(client, row.task_id, pick.agent, row.requirements, false);
+        await client.query(
+          `UPDATE pause_queue SET granted_agent = $2, shortfall = NULL, updated_at = clock_timestamp(),
+             requirements = requirements || jsonb_build_object('loadPctAtDispatch', $3::numeric)
+           WHERE task_id = $1`,
+          [row.task_id, pick.agent.agentId, pick.agent.loadPct],
+        );
+        granted += 1;
+      } else if (pick.shortfall !== row.shortfall) {
+        await client.query('UPDATE pause_queue SET shortfall = $2, updated_at = clock_timestamp() WHERE task_id = $1', [
+          row.task_id,
+          pick.shortfall,
+        ]);
+      }
+    }
+    return granted;
+  };
+
+  const grantOf = async (client: PoolClient, taskId: string): Promise<Grant | undefined> => {
+    const { rows } = await client.query<{ agent_id: string; task_queue: string; load_pct: string; overridden: boolean }>(
+      `SELECT r.agent_id, a.task_queue, a.load_pct, r.overridden
+         FROM reservations r JOIN agents a ON a.agent_id = r.agent_id WHERE r.task_id = $1`,
+      [taskId],
+    );
+    const r = rows[0];
+    return r && { agentId: r.agent_id, taskQueue: r.task_queue, loadPctAtDispatch: Number(r.load_pct), overridden: r.overridden };
+  };
+
+  const position = async (client: PoolClient, taskId: string, pool: string): Promise<number> => {
+    const { rows } = await client.query<{ position: string }>(
+      `SELECT position FROM (
+         SELECT task_id, row_number() OVER (ORDER BY priority DESC, enqueued_at, task_id) AS position
+           FROM pause_queue WHERE pool = $2) ordered
+        WHERE task_id = $1`,
+      [taskId, pool],
+    );
+    return Number(rows[0]?.position ?? 0);
+  };
+
+  return {
+    /**
+     * Admits a task or queues it. A newcomer joins the queue and takes part in one dispatch pass,
+     * so it is admitted at once only if nothing ahead of it that fits is waiting. Safe to retry.
+     */
+    admit(request: AdmissionRequest): Promise<Admission> {
+      return inAdmission(async (client) => {
+        const existing = await grantOf(client, request.taskId);
+        if (existing) {
+          await client.query('DELETE FROM pause_queue WHERE task_id = $1', [request.taskId]);
+          return { admitted: true, ...existing };
+        }
+        await client.query(
+          `INSERT INTO pause_queue (task_id, pool, priority, reason, requirements)
+           VALUES ($1, $2, $3, 'capacity', $4) ON CONFLICT (task_id) DO NOTHING`,
+          [request.taskId, request.pool, request.priority, JSON.stringify(request.needs)],
+        );
+        const grantedOthers = await dispatchPass(client, request.pool);
+        const mine = await grantOf(client, request.taskId);
+        if (mine) {
+          await client.query('DELETE FROM pause_queue WHERE task_id = $1', [request.taskId]);
+          if (grantedOthers > 1) await client.query('SELECT pg_notify($1, $2)', [DISPATCH_CHANNEL, request.pool]);
+          return { admitted: true, ...mine };
+        }
+        if (grantedOthers > 0) await client.query('SELECT pg_notify($1, $2)', [DISPATCH_CHANNEL, request.pool]);
+        const { rows } = await client.query<{ reason: PauseReason; shortfall: string | null }>(
+          'SELECT reason, shortfall FROM pause_queue WHERE task_id = $1',
+          [request.taskId],
+        );
+        return {
+          admitted: false,
+          reason: rows[0]?.reason ?? 'capacity',
+          shortfall: rows[0]?.shortfall ?? null,
+          position: await position(client, request.taskId, request.pool),
+        };
+      });
+    },
+
+    /** A dispatch pass for every pool with waiting work; returns the grants waiting to be signalled. */
+    async dispatchAll(): Promise<(Grant & { taskId: string })[]> {
+      return inAdmission(async (client) => {
+        const pools = await client.query<{ pool: string }>('SELECT DISTINCT pool FROM pause_queue');
+        for (const { pool } of pools.rows) await dispatchPass(client, pool);
+        const { rows } = await client.query<{ task_id: string; agent_id: string; task_queue: string; load: string | null; overridden: boolean }>(
+          `SELECT q.task_id, r.agent_id, a.task_queue, q.requirements ->> 'loadPctAtDispatch' AS load, r.overridden
+             FROM pause_queue q JOIN reservations r ON r.task_id = q.task_id JOIN agents a ON a.agent_id = r.agent_id
+            WHERE q.granted_agent IS NOT NULL
+            ORDER BY q.priority DESC, q.enqueued_at`,
+        );
+        return rows.map((r) => ({
+          taskId: r.task_id, agentId: r.agent_id, taskQueue: r.task_queue,
+          loadPctAtDispatch: Number(r.load ?? 0), overridden: r.overridden,
+        }));
+      });
+    },
+
+    /** The workflow has the grant: the queue row is done. */
+    async grantDelivered(taskId: string): Promise<void> {
+      await db.query('DELETE FROM pause_queue WHERE task_id = $1 AND granted_agent IS NOT NULL', [taskId]);
+    },
+
+    /** Operator hold: the task keeps its place but is skipped; a grant not yet used is given back. */
+    hold(request: AdmissionRequest, by: string): Promise<void> {
+      return inAdmission(async (client) => {
+        await client.query('DELETE FROM reservations WHERE task_id = $1', [request.taskId]);
+        await client.query(
+          `INSERT INTO pause_queue (task_id, pool, priority, reason, requirements, held_by)
+           VALUES ($1, $2, $3, 'operator_hold', $4, $5)
+           ON CONFLICT (task_id) DO UPDATE SET reason = 'operator_hold', held_by = EXCLUDED.held_by,
+             granted_agent = NULL, shortfall = NULL, updated_at = clock_timestamp()`,
+          [request.taskId, request.pool, request.priority, JSON.stringify(request.needs), by],
+        );
+        await client.query('SELECT pg_notify($1, $2)', [DISPATCH_CHANNEL, request.pool]);
+      });
+    },
+
+    /** Operator resume of a held task: it waits for capacity again, in its old place. */
+    release(taskId: string): Promise<void> {
+      return inAdmission(async (client) => {
+        await client.query(
+          `UPDATE pause_queue SET reason = 'capacity', held_by = NULL, updated_at = clock_timestamp() WHERE task_id = $1`,
+          [taskId],
+        );
+        await client.query('SELECT pg_notify($1, $2)', [DISPATCH_CHANNEL, taskId]);
+      });
+    },
+
+    /** Override: reserve on the live agent with most headroom (or the one named), whatever its load. */
+    override(request: AdmissionRequest, agentId?: string): Promise<Grant | undefined> {
+      return inAdmission(async (client) => {
+        const agents = await liveAgents(client, request.pool);
+        const agent = agentId ? agents.find((a) => a.agentId === agentId) : pickAgentIgnoringCapacity(agents, request.needs);
+        if (!agent) return undefined;
+        await client.query('DELETE FROM pause_queue WHERE task_id = $1', [request.taskId]);
+        const loadPctAtDispatch = agent.loadPct;
+        await reserve(client, request.taskId, agent, request.needs, true);
+        return { agentId: agent.agentId, taskQueue: agent.taskQueue, loadPctAtDispatch, overridden: true };
+      });
+    },
+
+    /** The task ended (or left the queue): free its reservation and queue row, and wake the dispatcher. */
+    finish(taskId: string): Promise<void> {
+      return inAdmission(async (client) => {
+        const freed = await client.query('DELETE FROM reservations WHERE task_id = $1', [taskId]);
+        await client.query('DELETE FROM pause_queue WHERE task_id = $1', [taskId]);
+        if (freed.rowCount) await client.query('SELECT pg_notify($1, $2)', [DISPATCH_CHANNEL, taskId]);
+      });
+    },
+
+    async heartbeat(report: AgentReport): Promise<void> {
+      await db.query(
+        `INSERT INTO agents (agent_id, pool, task_queue, cpu_cores, load_pct, memory_total_mb, memory_free_mb,
+                             gpu_vram_total_mb, gpu_vram_free_mb, labels, heartbeat_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now())
+         ON CONFLICT (agent_id) DO UPDATE SET pool = EXCLUDED.pool, task_queue = EXCLUDED.task_queue,
+           cpu_cores = EXCLUDED.cpu_cores, load_pct = EXCLUDED.load_pct, memory_total_mb = EXCLUDED.memory_total_mb,
+           memory_free_mb = EXCLUDED.memory_free_mb, gpu_vram_total_mb = EXCLUDED.gpu_vram_total_mb,
+           gpu_vram_free_mb = EXCLUDED.gpu_vram_free_mb, labels = EXCLUDED.labels, heartbeat_at = now()`,
+        [
+          report.agentId, report.pool, report.taskQueue, report.cpuCores, report.loadPct, report.memoryTotalMb,
+          report.memoryFreeMb, report.gpuVramTotalMb, report.gpuVramFreeMb, JSON.stringify(report.labels),
+        ],
+      );
+      await db.query('SELECT pg_notify($1, $2)', [DISPATCH_CHANNEL, report.agentId]);
+    },
+
+    async agents() {
+      return db.query<{
+        agent_id: string; pool: string; task_queue: string; cpu_cores: string; load_pct: string;
+        memory_total_mb: string; memory_free_mb: string; gpu_vram_total_mb: string | null;
+        gpu_vram_free_mb: string | null; labels: Record<string, string>; heartbeat_at: Date; live: boolean;
+        reserved_tasks: string; reserved_cpu: string; reserved_memory_mb: string; reserved_gpu_vram_mb: string;
+      }>(
+        `SELECT a.*, a.heartbeat_at > now() - make_interval(secs => $1) AS live,
+                count(r.task_id) AS reserved_tasks, coalesce(sum(r.cpu), 0) AS reserved_cpu,
+                coalesce(sum(r.memory_mb), 0) AS reserved_memory_mb, coalesce(sum(r.gpu_vram_mb), 0) AS reserved_gpu_vram_mb
+           FROM agents a LEFT JOIN reservations r ON r.agent_id = a.agent_id
+          GROUP BY a.agent_id ORDER BY a.agent_id`,
+        [settings.agentMaxAgeS],
+      );
+    },
+
+    async queue(pool?: string): Promise<QueueEntry[]> {
+      const rows = await db.query<{
+        task_id: string; pool: string; priority: number; enqueued_at: Date; reason: PauseReason;
+        shortfall: string | null; held_by: string | null; granted_agent: string | null; requirements: Needs;
+      }>(
+        `SELECT * FROM pause_queue WHERE $1::text IS NULL OR pool = $1
+          ORDER BY pool, priority DESC, enqueued_at, task_id`,
+        [pool ?? null],
+      );
+      return rows.map((r, i) => ({
+        position: i + 1, taskId: r.task_id, pool: r.pool, priority: r.priority, enqueuedAt: r.enqueued_at.toISOString(),
+        reason: r.reason, shortfall: r.shortfall, heldBy: r.held_by, grantedAgent: r.granted_agent,
+        needs: { cpu: r.requirements.cpu, memoryMb: r.requirements.memoryMb, gpuVramMb: r.requirements.gpuVramMb },
+      }));
+    },
+
+    async setDispatchHold(held: boolean, by: string): Promise<void> {
+      await db.query('UPDATE dispatch_control SET held = $1, held_by = $2, changed_at = now()', [held, held ? by : null]);
+      await db.query('SELECT pg_notify($1, $2)', [DISPATCH_CHANNEL, 'dispatch']);
+    },
+
+    async dispatchHold(): Promise<{ held: boolean; heldBy: string | null; changedAt: string }> {
+      const [row] = await db.query<{ held: boolean; held_by: string | null; changed_at: Date }>(
+        'SELECT held, held_by, changed_at FROM dispatch_control',
+      );
+      return { held: row?.held ?? false, heldBy: row?.held_by ?? null, changedAt: (row?.changed_at ?? new Date()).toISOString() };
+    },
+
+    /** Puts back the queue row of a workflow that waits without one (reconciliation). */
+    async requeue(request: AdmissionRequest, opts: { heldBy?: string; enqueuedAt: Date }): Promise<boolean> {
+      const rows = await db.query(
+        `INSERT INTO pause_queue (task_id, pool, priority, reason, requirements, held_by, enqueued_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (task_id) DO NOTHING RETURNING task_id`,
+        [
+          request.taskId, request.pool, request.priority, opts.heldBy ? 'operator_hold' : 'capacity',
+          JSON.stringify(request.needs), opts.heldBy ?? null, opts.enqueuedAt,
+        ],
+      );
+      if (rows.length > 0) await db.query('SELECT pg_notify($1, $2)', [DISPATCH_CHANNEL, request.taskId]);
+      return rows.length > 0;
+    },
+
+    /** Queue rows and reservations, for reconciliation with Temporal on start. */
+    async trackedTasks(): Promise<string[]> {
+      const rows = await db.query<{ task_id: string }>(
+        'SELECT task_id FROM pause_queue UNION SELECT task_id FROM reservations',
+      );
+      return rows.map((r) => r.task_id);
+    },
+  };
+}
+
+export type AdmissionRepository = ReturnType<typeof createAdmissionRepository>;

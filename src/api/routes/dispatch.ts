@@ -1,0 +1,46 @@
+import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
+import { Router } from 'express';
+import { z } from 'zod';
+import type { AdmissionRepository } from '../../admission/repository';
+import { parseOrThrow } from '../problem';
+
+export type DispatchRouterDeps = { admission: AdmissionRepository; openapi: OpenAPIRegistry };
+
+const HoldBody = z.strictObject({ by: z.string().min(1).max(200).optional() }).meta({ id: 'DispatchHold' });
+const QueueQuery = z.strictObject({ pool: z.string().min(1).max(200).optional() });
+
+export function dispatchRouter({ admission, openapi }: DispatchRouterDeps): Router {
+  const router = Router();
+
+  openapi.registerPath({
+    method: 'get',
+    path: '/api/v1/pause-queue',
+    summary: 'Tasks waiting before dispatch, in dispatch order (priority, then age), with why each waits.',
+    request: { query: QueueQuery },
+    responses: { 200: { description: 'Waiting tasks' } },
+  });
+  router.get('/pause-queue', async (req, res) => {
+    const { pool } = parseOrThrow(QueueQuery, req.query);
+    res.json({ dispatch: await admission.dispatchHold(), tasks: await admission.queue(pool) });
+  });
+
+  for (const held of [true, false]) {
+    const name = held ? 'hold' : 'release';
+    openapi.registerPath({
+      method: 'post',
+      path: `/api/v1/dispatch/${name}`,
+      summary: held
+        ? 'Hold all dispatch (maintenance): new and waiting tasks wait until released.'
+        : 'Release a dispatch hold: waiting tasks that fit resume in order.',
+      request: { body: { content: { 'application/json': { schema: HoldBody } } } },
+      responses: { 200: { description: 'Dispatch state' } },
+    });
+    router.post(`/dispatch/${name}`, async (req, res) => {
+      const body = parseOrThrow(HoldBody, req.body ?? {});
+      await admission.setDispatchHold(held, body.by ?? res.locals.principal?.name ?? 'api');
+      res.json(await admission.dispatchHold());
+    });
+  }
+
+  return router;
+}

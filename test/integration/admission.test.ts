@@ -1,0 +1,185 @@
+import { agentTaskQueue } from '../../src/config';
+import { api, eventually, startTestStack, type TestStack } from '../support/stack';
+
+type Row = { status: string; agent: string | null; actor: string; outcome: any; createdAt: string; chainSeq: string };
+
+/**
+ * Admission against real PostgreSQL, the dev server and ansible-playbook. The worker does not
+ * report its own host here: each test sets the agent's capacity through the heartbeat API.
+ */
+describe('admission, the pause queue and operator commands', () => {
+  let stack: TestStack;
+  const agentId = () => stack.config.OPSLEDGER_AGENT_ID;
+
+  const heartbeat = (over: Record<string, unknown> = {}) =>
+    api(stack.baseUrl, 'PUT', `/api/v1/agents/${agentId()}/heartbeat`, {
+      pool: stack.config.OPSLEDGER_TASK_QUEUE,
+      taskQueue: agentTaskQueue(stack.config),
+      cpuCores: 4,
+      loadPct: 10,
+      memoryTotalMb: 8192,
+      memoryFreeMb: 8192,
+      ...over,
+    });
+  const submit = (taskId: string, over: Record<string, unknown> = {}) =>
+    api(stack.baseUrl, 'POST', '/api/v1/tasks', { taskId, action: 'deploy', services: ['kuma'], playbook: 'ping.yml', ...over });
+  const trail = async (taskId: string): Promise<Row[]> =>
+    (await api(stack.baseUrl, 'GET', `/api/v1/audit/tasks/${taskId}`)).json?.rows ?? [];
+  const state = async (taskId: string) => (await api(stack.baseUrl, 'GET', `/api/v1/tasks/${taskId}`)).json;
+  const untilStatus = (taskId: string, status: string, timeoutMs = 30_000) =>
+    eventually(async () => ((await state(taskId)).status === status ? true : undefined), timeoutMs);
+  const untilFinal = (taskId: string) =>
+    eventually(async () => {
+      const rows = await trail(taskId);
+      return rows.some((r) => ['succeeded', 'failed', 'cancelled', 'timed_out'].includes(r.status)) ? rows : undefined;
+    });
+  const command = (taskId: string, name: string, body: unknown = { by: 'alice' }) =>
+    api(stack.baseUrl, 'POST', `/api/v1/tasks/${taskId}/${name}`, body);
+  const uid = (name: string) => `${name}-${Date.now()}-${Math.random().toString(36).slice(2, 6)}`;
+
+  beforeAll(async () => {
+    stack = await startTestStack({ env: { OPSLEDGER_AGENT_REPORT_S: '0', OPSLEDGER_AGENT_MAX_AGE_S: '600' } });
+    expect((await heartbeat()).status).toBe(204);
+  });
+  afterAll(() => stack?.close());
+
+  test('a task that does not fit waits with its shortfall, then resumes by itself when a heartbeat frees room', async () => {
+    await heartbeat({ memoryFreeMb: 100 });
+    const taskId = uid('vram');
+    await submit(taskId, { requirements: { memoryMb: 4096 } });
+    await untilStatus(taskId, 'paused');
+    const waiting = await state(taskId);
+    expect(waiting.waiting).toMatchObject({ reason: 'capacity', shortfall: 'needs 4 GiB memory, best agent has 100 MiB' });
+    const queue = await api(stack.baseUrl, 'GET', `/api/v1/pause-queue?pool=${stack.config.OPSLEDGER_TASK_QUEUE}`);
+    expect(queue.json.tasks.map((t: { taskId: string }) => t.taskId)).toContain(taskId);
+
+    const freedAt = Date.now();
+    await heartbeat({ memoryFreeMb: 8192 });
+    await untilStatus(taskId, 'running', 10_000).catch(() => untilStatus(taskId, 'succeeded', 10_000));
+    const rows = await untilFinal(taskId);
+    const resumed = rows.find((r) => r.status === 'resumed');
+    expect(new Date(resumed!.createdAt).getTime() - freedAt).toBeLessThan(2000);
+    expect(rows.map((r) => r.status)).toEqual(['queued', 'paused', 'resumed', 'dispatched', 'succeeded']);
+    expect(rows[1]!.outcome).toMatchObject({ reason: 'capacity', shortfall: 'needs 4 GiB memory, best agent has 100 MiB' });
+    expect(rows[2]!.actor).toBe('dispatcher');
+    expect(rows[3]!.agent).toBe(agentId());
+  });
+
+  test('waiting tasks resume in priority order, then age, one at a time when only one fits', async () => {
+    await api(stack.baseUrl, 'POST', '/api/v1/dispatch/hold', { by: 'maintenance' });
+    // Room for one 64 MiB task at a time.
+    await heartbeat({ memoryFreeMb: 100 });
+    const priorities = [10, 50, 90, 50, 10, 90, 70, 30, 70, 50];
+    const ids: string[] = [];
+    for (const [i, priority] of priorities.entries()) {
+      const taskId = uid(`order${i}`);
+      ids.push(taskId);
+      await submit(taskId, { priority });
+      await untilStatus(taskId, 'paused');
+    }
+    const held = await state(ids[0]!);
+    expect(held.waiting.reason).toBe('dispatch_hold');
+    const expected = ids
+      .map((id, i) => ({ id, priority: priorities[i]!, i }))
+      .sort((a, b) => b.priority - a.priority || a.i - b.i)
+      .map((t) => t.id);
+    const queue = await api(stack.baseUrl, 'GET', `/api/v1/pause-queue?pool=${stack.config.OPSLEDGER_TASK_QUEUE}`);
+    expect(queue.json.tasks.map((t: { taskId: string }) => t.taskId)).toEqual(expected);
+
+    await api(stack.baseUrl, 'POST', '/api/v1/dispatch/release', { by: 'maintenance' });
+    const dispatchedAt = new Map<string, bigint>();
+    for (const id of ids) {
+      const rows = await untilFinal(id);
+      expect(rows[rows.length - 1]!.status).toBe('succeeded');
+      dispatchedAt.set(id, BigInt(rows.find((r) => r.status === 'dispatched')!.chainSeq));
+    }
+    const actual = [...ids].sort((a, b) => (dispatchedAt.get(a)! < dispatchedAt.get(b)! ? -1 : 1));
+    expect(actual).toEqual(expected);
+    await heartbeat();
+  }, 120_000);
+
+  test('a held task stays held while capacity is free, and runs once resumed', async () => {
+    await heartbeat({ memoryFreeMb: 10 });
+    const taskId = uid('held');
+    await submit(taskId);
+    await untilStatus(taskId, 'paused');
+    const hold = await command(taskId, 'pause', { by: 'alice', reason: 'change freeze' });
+    expect(hold.status).toBe(200);
+    expect(hold.json.waiting).toMatchObject({ reason: 'operator_hold', heldBy: 'alice' });
+
+    await heartbeat();
+    await new Promise((r) => setTimeout(r, 2500));
+    expect((await state(taskId)).status).toBe('paused');
+    expect((await command(taskId, 'pause')).status).toBe(409);
+
+    expect((await command(taskId, 'resume', { by: 'bob' })).status).toBe(200);
+    const rows = await untilFinal(taskId);
+    expect(rows.map((r) => `${r.status}:${r.actor}`)).toEqual([
+      'queued:opsledger',
+      'paused:opsledger',
+      'paused:alice',
+      'resumed:bob',
+      'dispatched:dispatcher',
+      'succeeded:opsledger',
+    ]);
+    expect(rows[2]!.outcome).toMatchObject({ reason: 'operator_hold', note: 'change freeze' });
+  });
+
+  test('override dispatches a waiting task at once, ignoring capacity', async () => {
+    await heartbeat({ loadPct: 99 });
+    const taskId = uid('override');
+    await submit(taskId);
+    await untilStatus(taskId, 'paused');
+    expect((await state(taskId)).waiting.shortfall).toMatch(/above 80% load/);
+    const res = await command(taskId, 'override', { by: 'carol' });
+    expect(res.status).toBe(200);
+    const rows = await untilFinal(taskId);
+    expect(rows.map((r) => r.status)).toEqual(['queued', 'paused', 'resumed', 'dispatched', 'succeeded']);
+    expect(rows[2]).toMatchObject({ actor: 'carol', outcome: { override: true } });
+    expect(rows[3]!.outcome).toMatchObject({ overridden: true, loadPctAtDispatch: 99 });
+    await heartbeat();
+  });
+
+  test('cancel ends a waiting task, and kills a running playbook', async () => {
+    await heartbeat({ memoryFreeMb: 10 });
+    const waiting = uid('cancel-waiting');
+    await submit(waiting);
+    await untilStatus(waiting, 'paused');
+    expect((await command(waiting, 'cancel', { by: 'dave' })).status).toBe(200);
+    const waitingRows = await untilFinal(waiting);
+    expect(waitingRows[waitingRows.length - 1]).toMatchObject({ status: 'cancelled', actor: 'dave' });
+
+    await heartbeat();
+    const running = uid('cancel-running');
+    await submit(running, { playbook: 'sleep.yml', extraVars: { seconds: 60 } });
+    await untilStatus(running, 'running');
+    await eventually(async () => ((await state(running)).progress?.task === 'sleep' ? true : undefined));
+    const started = Date.now();
+    expect((await command(running, 'cancel', { by: 'erin', reason: 'wrong window' })).status).toBe(200);
+    const rows = await untilFinal(running);
+    expect(Date.now() - started).toBeLessThan(15_000);
+    expect(rows[rows.length - 1]).toMatchObject({ status: 'cancelled', actor: 'erin', failureClass: 'cancelled' });
+    expect((await command(running, 'resume')).status).toBe(409);
+  });
+
+  test('commands that make no sense now are refused at once and write nothing', async () => {
+    const taskId = uid('refused');
+    await submit(taskId);
+    await untilFinal(taskId);
+    const before = (await trail(taskId)).length;
+    for (const name of ['pause', 'resume', 'override', 'cancel']) {
+      const res = await command(taskId, name);
+      expect(res.status).toBe(409);
+      expect(res.contentType).toContain('application/problem+json');
+    }
+    expect((await command('no-such-task', 'pause')).status).toBe(404);
+    expect((await command(taskId, 'pause', { who: 'x' })).status).toBe(400);
+    expect((await trail(taskId)).length).toBe(before);
+  });
+
+  test('a bad heartbeat is refused naming the field', async () => {
+    const res = await heartbeat({ memoryFreeMb: 99999 });
+    expect(res.status).toBe(400);
+    expect(res.json.errors[0].field).toBe('memoryFreeMb');
+  });
+});
