@@ -1,0 +1,127 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { agentTaskQueue } from '../../src/config';
+import { projectRoot } from '../../src/paths';
+import { startTemporalDevServer, type DevServer } from '../../src/temporal/devServer';
+import { freePort } from '../support/ports';
+import { api, eventually, startTestStack, type TestStack } from '../support/stack';
+import { testEnv } from '../support/testEnv';
+
+const FINAL = ['succeeded', 'failed', 'cancelled', 'timed_out'];
+type Row = { status: string; outcome: any };
+
+const trail = async (stack: TestStack, taskId: string): Promise<Row[]> =>
+  (await api(stack.baseUrl, 'GET', `/api/v1/audit/tasks/${taskId}`)).json?.rows ?? [];
+const untilFinal = (stack: TestStack, taskId: string, timeoutMs = 90_000) =>
+  eventually(async () => {
+    const rows = await trail(stack, taskId);
+    return rows.some((r) => FINAL.includes(r.status)) ? rows : undefined;
+  }, timeoutMs);
+const state = async (stack: TestStack, taskId: string) => (await api(stack.baseUrl, 'GET', `/api/v1/tasks/${taskId}`)).json;
+
+describe('restarts lose no task and duplicate no row', () => {
+  test('kill -9 of the worker in the middle of a playbook: after a restart the task ends with exactly one final row', async () => {
+    const stack = await startTestStack({ worker: false });
+    const workerEnv = {
+      ...process.env,
+      DATABASE_URL: testEnv('databaseUrl'),
+      TEMPORAL_ADDRESS: stack.config.TEMPORAL_ADDRESS,
+      OPSLEDGER_TASK_QUEUE: stack.config.OPSLEDGER_TASK_QUEUE,
+      OPSLEDGER_AGENT_ID: stack.config.OPSLEDGER_AGENT_ID,
+      OPSLEDGER_AGENT_REPORT_S: '1',
+      // This machine's real load must not hold the test up.
+      OPSLEDGER_LOAD_THRESHOLD_PCT: '1000',
+      LOG_LEVEL: 'warn',
+    };
+    const startWorker = (): ChildProcess => {
+      const child = spawn(process.execPath, [path.join(projectRoot, 'bin', 'opsledger.js'), 'worker'], {
+        env: workerEnv,
+        stdio: ['ignore', 'ignore', 'inherit'],
+      });
+      return child;
+    };
+    let second: ChildProcess | undefined;
+    try {
+      const first = startWorker();
+      await eventually(async () => {
+        const agents = (await api(stack.baseUrl, 'GET', '/api/v1/agents')).json.agents as { agentId: string; live: boolean }[];
+        return agents.some((a) => a.agentId === stack.config.OPSLEDGER_AGENT_ID && a.live) ? true : undefined;
+      });
+      const taskId = `kill9-${Date.now()}`;
+      await api(stack.baseUrl, 'POST', '/api/v1/tasks', {
+        taskId,
+        action: 'restart',
+        services: ['portals'],
+        playbook: 'sleep.yml',
+        extraVars: { seconds: 4 },
+      });
+      await eventually(async () => ((await state(stack, taskId)).progress?.task === 'sleep' ? true : undefined));
+      first.kill('SIGKILL');
+
+      second = startWorker();
+      const rows = await untilFinal(stack, taskId);
+      expect(rows.filter((r) => FINAL.includes(r.status))).toHaveLength(1);
+      expect(rows[rows.length - 1]!.status).toBe('succeeded');
+      const dispatched = rows.filter((r) => r.status === 'dispatched').map((r) => r.outcome.attempt);
+      expect(dispatched).toEqual([1, 2]);
+    } finally {
+      if (second) {
+        const exited = new Promise((resolve) => second!.once('exit', resolve));
+        second.kill('SIGTERM');
+        expect(await exited).toBe(0);
+      }
+      await stack.close();
+    }
+  }, 180_000);
+
+  test('a restart of the Temporal dev server while tasks wait: they resume afterwards', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'opsledger-restart-'));
+    const options = {
+      cli: testEnv('temporalCli'),
+      dbFile: path.join(dir, 'temporal.sqlite'),
+      logFile: path.join(dir, 'temporal.log'),
+      port: await freePort(),
+      httpPort: await freePort(),
+      metricsPort: await freePort(),
+      namespace: 'default',
+    };
+    let server: DevServer = await startTemporalDevServer(options);
+    const stack = await startTestStack({
+      env: { TEMPORAL_ADDRESS: server.address, OPSLEDGER_AGENT_REPORT_S: '0', OPSLEDGER_AGENT_MAX_AGE_S: '600' },
+    });
+    const heartbeat = (memoryFreeMb: number) =>
+      api(stack.baseUrl, 'PUT', `/api/v1/agents/${stack.config.OPSLEDGER_AGENT_ID}/heartbeat`, {
+        pool: stack.config.OPSLEDGER_TASK_QUEUE,
+        taskQueue: agentTaskQueue(stack.config),
+        cpuCores: 4,
+        loadPct: 0,
+        memoryTotalMb: 8192,
+        memoryFreeMb,
+      });
+    try {
+      await heartbeat(10);
+      const ids = [1, 2, 3].map((i) => `restart-${Date.now()}-${i}`);
+      for (const taskId of ids) {
+        await api(stack.baseUrl, 'POST', '/api/v1/tasks', { taskId, action: 'update', services: ['dns'], playbook: 'ping.yml' });
+      }
+      for (const taskId of ids) {
+        await eventually(async () => ((await state(stack, taskId)).status === 'paused' ? true : undefined));
+      }
+
+      await server.stop();
+      server = await startTemporalDevServer(options);
+      await heartbeat(8192);
+
+      for (const taskId of ids) {
+        const rows = await untilFinal(stack, taskId);
+        expect(rows.map((r) => r.status)).toEqual(['queued', 'paused', 'resumed', 'dispatched', 'succeeded']);
+      }
+    } finally {
+      await stack.close();
+      await server.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 180_000);
+});
