@@ -1,10 +1,13 @@
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
+import { hashToken, newToken, ROLES } from './api/auth';
 import { ConfigError, loadConfig, type Config } from './config';
 import { migrate } from './db/migrate';
+import { registerTaskCommands } from './cli/taskCommands';
+import { ApiError } from './client/apiClient';
 import { Lifecycle } from './lifecycle';
 import { logger } from './logger';
 import { ensureTemporalCli, TemporalCliUnavailable } from './temporal/cli';
-import { openDb, provideDatabase, provideTemporalDevServer, runMigrations, startApi, startWorker } from './stack';
+import { openDb, provideDatabase, provideDevAdminToken, provideTemporalDevServer, runMigrations, startApi, startWorker } from './stack';
 
 const program = new Command()
   .name('opsledger')
@@ -16,7 +19,8 @@ program
     'Everything in one process tree: Temporal dev server, PostgreSQL (DATABASE_URL or embedded), migrations, worker and API.',
   )
   .action(() =>
-    runUntilSignal(async (config, lifecycle) => {
+    runUntilSignal(async (configured, lifecycle) => {
+      const { token, config } = provideDevAdminToken(configured);
       const startTemporal = process.env.TEMPORAL_ADDRESS === undefined;
       const dbUrl = await provideDatabase(config, lifecycle);
       await runMigrations(dbUrl);
@@ -30,6 +34,7 @@ program
       printBanner([
         `API          ${api}/api/v1   (OpenAPI: ${api}/api/v1/openapi.json)`,
         `Health       ${api}/healthz  ${api}/readyz  ${api}/metrics`,
+        `Admin token  ${token}   (kept in ${config.OPSLEDGER_DATA_DIR}/admin-token)`,
         `Temporal     ${temporal.address}${startTemporal ? ' (dev server, SQLite in the data folder)' : ''}`,
         `Temporal UI  ${temporal.uiUrl ?? '(external server: see its own UI)'}`,
         `Data folder  ${config.OPSLEDGER_DATA_DIR}`,
@@ -68,6 +73,19 @@ program
     console.log(`applied ${applied.length} migration(s)${applied.length ? `: ${applied.join(', ')}` : ''}; ${alreadyApplied.length} already applied`);
   });
 
+registerTaskCommands(program);
+
+program
+  .command('token')
+  .description('Make an API token: prints the token (give it to the caller) and the OPSLEDGER_TOKENS entry (configure it).')
+  .requiredOption('--name <name>', 'who uses the token')
+  .addOption(new Option('--role <role>', 'what it may do').choices([...ROLES]).makeOptionMandatory())
+  .action(({ name, role }: { name: string; role: string }) => {
+    const token = newToken();
+    console.log(`token:           ${token}`);
+    console.log(`OPSLEDGER_TOKENS entry: ${name}:${role}:${hashToken(token)}`);
+  });
+
 program
   .command('temporal-cli')
   .description('Find the Temporal CLI, building it with `go install` when missing, and print its path.')
@@ -100,8 +118,10 @@ function printBanner(lines: string[]): void {
 }
 
 program.parseAsync().catch((err: unknown) => {
-  if (err instanceof ConfigError || err instanceof TemporalCliUnavailable) {
+  if (err instanceof ConfigError || err instanceof TemporalCliUnavailable || err instanceof ApiError) {
     process.stderr.write(`opsledger: ${err.message}\n`);
+  } else if ((err as { cause?: { code?: string } }).cause?.code === 'ECONNREFUSED') {
+    process.stderr.write(`opsledger: cannot reach the API (${(err as { cause: Error }).cause.message}); is it running? Set OPSLEDGER_API_URL.\n`);
   } else {
     logger.fatal({ err }, 'opsledger failed');
   }

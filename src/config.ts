@@ -1,6 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { TokensSchema } from './api/auth';
 import { projectRoot } from './paths';
 
 const postgresUrl = z
@@ -51,6 +52,12 @@ export const ConfigSchema = z.object({
   OPSLEDGER_HEARTBEAT_TIMEOUT_S: positiveInt.default(30),
   OPSLEDGER_SCHEDULE_TO_START_TIMEOUT_S: positiveInt.default(60),
   OPSLEDGER_MAX_INFRA_ATTEMPTS: positiveInt.max(20).default(3),
+  /** API bearer tokens as name:role:sha256 entries; `opsledger token` makes one. */
+  OPSLEDGER_TOKENS: TokensSchema.default([]),
+  /** Keys the audit cursors; set the same value on every API replica. */
+  OPSLEDGER_CURSOR_SECRET: z.string().min(16, 'expected at least 16 characters').optional(),
+  /** Signs ledger checkpoints written by `opsledger audit checkpoint`. */
+  OPSLEDGER_CHECKPOINT_KEY: z.string().min(16, 'expected at least 16 characters').optional(),
   LOG_LEVEL: logLevel.default('info'),
 });
 

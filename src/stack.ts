@@ -1,8 +1,10 @@
+import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { createApp } from './api/app';
-import { taskRuntimeOf, type Config } from './config';
+import { hashToken, newToken } from './api/auth';
+import { ConfigError, taskRuntimeOf, type Config } from './config';
 import { createAdmissionRepository } from './admission/repository';
 import { startEmbeddedPostgres } from './db/embeddedPostgres';
 import { migrate } from './db/migrate';
@@ -65,7 +67,23 @@ export async function startWorker(config: Config, db: Db, address: string, lifec
   });
 }
 
+/**
+ * `opsledger dev` needs no token set-up: it keeps a local admin token in the data folder (0600)
+ * and adds its hash to the configured tokens.
+ */
+export function provideDevAdminToken(config: Config): { token: string; config: Config } {
+  const file = path.join(config.OPSLEDGER_DATA_DIR, 'admin-token');
+  fs.mkdirSync(config.OPSLEDGER_DATA_DIR, { recursive: true });
+  if (!fs.existsSync(file)) fs.writeFileSync(file, `${newToken()}\n`, { mode: 0o600 });
+  const token = fs.readFileSync(file, 'utf8').trim();
+  const tokens = [...config.OPSLEDGER_TOKENS, { name: 'dev-admin', role: 'admin' as const, sha256: hashToken(token) }];
+  return { token, config: { ...config, OPSLEDGER_TOKENS: tokens } };
+}
+
 export async function startApi(config: Config, db: Db, address: string, lifecycle: Lifecycle): Promise<http.Server> {
+  if (config.OPSLEDGER_TOKENS.length === 0) {
+    throw new ConfigError(['OPSLEDGER_TOKENS: the API needs at least one token (make one with `opsledger token --name NAME --role admin`)']);
+  }
   const connection = await Connection.connect({ address });
   await ensureSearchAttributes(connection, config.TEMPORAL_NAMESPACE);
   const temporal = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
@@ -79,6 +97,7 @@ export async function startApi(config: Config, db: Db, address: string, lifecycl
     }),
     runtime: taskRuntimeOf(config),
     playbooksDir: config.OPSLEDGER_PLAYBOOKS_DIR,
+    tokens: config.OPSLEDGER_TOKENS,
   });
   const server = http.createServer(app);
   await new Promise<void>((resolve, reject) => {

@@ -115,7 +115,7 @@ export async function startOpsWorker(deps: OpsWorkerDeps): Promise<OpsWorker> {
   await reconcileWithTemporal({ admission, temporal, pool }).catch((err) =>
     logger.warn({ err }, 'reconciliation with Temporal failed; the dispatcher will retry what it can'),
   );
-  const dispatcher = startDispatcher({ db, admission, temporal });
+  const dispatcher = startDispatcher({ db, admission, temporal, pool });
   logger.info({ pool, agentTaskQueue: agentQueue, namespace: config.TEMPORAL_NAMESPACE }, 'worker polling');
 
   return {

@@ -9,12 +9,14 @@ export type DispatcherOptions = {
   db: Db;
   admission: AdmissionRepository;
   temporal: Client;
+  /** The shared task queue whose waiting tasks this dispatcher resumes; its workflows live on `temporal`. */
+  pool: string;
   /** The timer that catches anything a notification missed. */
   intervalMs?: number;
 };
 
-// Session lock: only one dispatcher (in whichever worker holds it) walks the queue.
-const LEADER_LOCK_SQL = "SELECT pg_try_advisory_lock(hashtext('opsledger.dispatcher')) AS leader";
+// Session lock per pool: one dispatcher (in whichever worker of the pool holds it) walks its queue.
+const LEADER_LOCK_SQL = "SELECT pg_try_advisory_lock(hashtext('opsledger.dispatcher.' || $1)) AS leader";
 
 /**
  * The one place that resumes waiting tasks. Whichever worker holds the leader lock listens for
@@ -22,7 +24,7 @@ const LEADER_LOCK_SQL = "SELECT pg_try_advisory_lock(hashtext('opsledger.dispatc
  * signals each granted workflow; a grant stays in pause_queue until its signal is accepted, so a
  * crash between the two loses nothing.
  */
-export function startDispatcher({ db, admission, temporal, intervalMs = 1000 }: DispatcherOptions) {
+export function startDispatcher({ db, admission, temporal, pool, intervalMs = 1000 }: DispatcherOptions) {
   let stopped = false;
   let leader: PoolClient | undefined;
   let passing = false;
@@ -38,7 +40,7 @@ export function startDispatcher({ db, admission, temporal, intervalMs = 1000 }: 
     try {
       do {
         again = false;
-        for (const grant of await admission.dispatchAll()) {
+        for (const grant of await admission.dispatch(pool)) {
           const { taskId, ...signal } = grant;
           try {
             await temporal.workflow.getHandle(taskId).signal(capacityGrantedSignal, signal);
@@ -65,7 +67,7 @@ export function startDispatcher({ db, admission, temporal, intervalMs = 1000 }: 
     let client: PoolClient | undefined;
     try {
       client = await db.pool.connect();
-      const { rows } = await client.query<{ leader: boolean }>(LEADER_LOCK_SQL);
+      const { rows } = await client.query<{ leader: boolean }>(LEADER_LOCK_SQL, [pool]);
       if (!rows[0]?.leader) {
         client.release();
         return;
@@ -77,7 +79,7 @@ export function startDispatcher({ db, admission, temporal, intervalMs = 1000 }: 
       });
       await client.query(`LISTEN ${DISPATCH_CHANNEL}`);
       leader = client;
-      logger.info('this worker is the dispatcher');
+      logger.info({ pool }, 'this worker is the dispatcher');
       void pass();
     } catch (err) {
       client?.release(err as Error);

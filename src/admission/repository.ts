@@ -211,16 +211,16 @@ export function createAdmissionRepository(db: Db, settings: AdmissionSettings) {
       });
     },
 
-    /** A dispatch pass for every pool with waiting work; returns the grants waiting to be signalled. */
-    async dispatchAll(): Promise<(Grant & { taskId: string })[]> {
+    /** A dispatch pass over one pool; returns its grants still waiting to be signalled. */
+    async dispatch(pool: string): Promise<(Grant & { taskId: string })[]> {
       return inAdmission(async (client) => {
-        const pools = await client.query<{ pool: string }>('SELECT DISTINCT pool FROM pause_queue');
-        for (const { pool } of pools.rows) await dispatchPass(client, pool);
+        await dispatchPass(client, pool);
         const { rows } = await client.query<{ task_id: string; agent_id: string; task_queue: string; load: string | null; overridden: boolean }>(
           `SELECT q.task_id, r.agent_id, a.task_queue, q.requirements ->> 'loadPctAtDispatch' AS load, r.overridden
              FROM pause_queue q JOIN reservations r ON r.task_id = q.task_id JOIN agents a ON a.agent_id = r.agent_id
-            WHERE q.granted_agent IS NOT NULL
+            WHERE q.pool = $1 AND q.granted_agent IS NOT NULL
             ORDER BY q.priority DESC, q.enqueued_at`,
+          [pool],
         );
         return rows.map((r) => ({
           taskId: r.task_id, agentId: r.agent_id, taskQueue: r.task_queue,

@@ -7,6 +7,7 @@ import { NotFoundError } from '../errors';
 import type { LedgerRepository } from '../ledger/repository';
 import { logger } from '../logger';
 import { httpRequestSeconds } from '../metrics';
+import { authenticate, requireRole, type TokenConfig } from './auth';
 import { buildOpenApiDocument, createOpenApiRegistry } from './openapi';
 import { problemHandler } from './problem';
 import { agentsRouter } from './routes/agents';
@@ -22,6 +23,7 @@ export type AppDeps = {
   admission: AdmissionRepository;
   runtime: TaskRuntime;
   playbooksDir: string;
+  tokens: TokenConfig;
 };
 
 export function createApp(deps: AppDeps): Express {
@@ -29,6 +31,7 @@ export function createApp(deps: AppDeps): Express {
   const openapi = createOpenApiRegistry();
   app.disable('x-powered-by');
   app.use(express.json({ limit: '1mb' }));
+  app.use(authenticate(deps.tokens));
   app.use((req, res, next) => {
     const started = process.hrtime.bigint();
     res.on('finish', () => {
@@ -42,6 +45,7 @@ export function createApp(deps: AppDeps): Express {
 
   app.use(healthRouter(deps));
   app.use('/api/v1', tasksRouter({ ...deps, openapi }));
+  app.use('/api/v1/audit', requireRole('viewer'));
   app.use('/api/v1', auditRouter({ ...deps, openapi }));
   app.use('/api/v1', agentsRouter({ ...deps, openapi }));
   app.use('/api/v1', dispatchRouter({ ...deps, openapi }));

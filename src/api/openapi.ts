@@ -6,7 +6,9 @@ import { ProblemSchema } from './problem';
  * components. The document is built from the same zod objects that validate requests.
  */
 export function createOpenApiRegistry(): OpenAPIRegistry {
-  return new OpenAPIRegistry();
+  const registry = new OpenAPIRegistry();
+  registry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' });
+  return registry;
 }
 
 export function buildOpenApiDocument(registry: OpenAPIRegistry) {
@@ -14,6 +16,7 @@ export function buildOpenApiDocument(registry: OpenAPIRegistry) {
     openapi: '3.1.0',
     info: { title: 'opsledger API', version: '1' },
     servers: [{ url: '/' }],
+    security: [{ bearer: [] }],
   });
 }
 

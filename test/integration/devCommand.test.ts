@@ -15,6 +15,7 @@ import { testEnv } from '../support/testEnv';
 describe('opsledger dev', () => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'opsledger-dev-'));
   let ports: Record<string, number>;
+  const running = new Set<ChildProcess>();
 
   beforeAll(async () => {
     fs.chmodSync(dataDir, 0o755);
@@ -25,10 +26,20 @@ describe('opsledger dev', () => {
       OPSLEDGER_EMBEDDED_PG_PORT: await freePort(),
     };
   });
-  afterAll(() => fs.rmSync(dataDir, { recursive: true, force: true }));
+  afterAll(async () => {
+    // A failed assertion must not leave a stack (and its PostgreSQL and dev server) behind.
+    await Promise.all([...running].map(interrupt));
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
 
   const start = (): ChildProcess => {
-    const env: NodeJS.ProcessEnv = { ...process.env, OPSLEDGER_DATA_DIR: dataDir, TEMPORAL_CLI: testEnv('temporalCli') };
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      OPSLEDGER_DATA_DIR: dataDir,
+      TEMPORAL_CLI: testEnv('temporalCli'),
+      // The worker admits on this host's real load, which a test run on two cores drives high.
+      OPSLEDGER_LOAD_THRESHOLD_PCT: '1000',
+    };
     delete env.DATABASE_URL;
     delete env.TEMPORAL_ADDRESS;
     for (const [name, port] of Object.entries(ports)) env[name] = String(port);
@@ -38,6 +49,8 @@ describe('opsledger dev', () => {
     });
     child.stdout?.resume();
     child.stderr?.resume();
+    running.add(child);
+    child.once('exit', () => running.delete(child));
     return child;
   };
   const baseUrl = () => `http://127.0.0.1:${ports.PORT}`;
@@ -46,11 +59,13 @@ describe('opsledger dev', () => {
       const res = await fetch(`${baseUrl()}/readyz`).catch(() => undefined);
       return res?.status === 200 ? true : undefined;
     }, 90_000);
-  const interrupt = (child: ChildProcess) =>
-    new Promise<number | null>((resolve) => {
+  function interrupt(child: ChildProcess): Promise<number | null> {
+    return new Promise((resolve) => {
+      if (child.exitCode !== null) return resolve(child.exitCode);
       child.once('exit', (code) => resolve(code));
       child.kill('SIGINT');
     });
+  }
   const leftovers = () =>
     fs
       .readdirSync('/proc')
@@ -70,15 +85,17 @@ describe('opsledger dev', () => {
     expect(ui.status).toBe(200);
 
     const taskId = `dev-${Date.now()}`;
-    const submit = await api(baseUrl(), 'POST', '/api/v1/tasks', {
-      taskId,
-      action: 'deploy',
-      services: ['kuma'],
-      playbook: 'ping.yml',
-    });
+    const token = fs.readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim();
+    const submit = await api(
+      baseUrl(),
+      'POST',
+      '/api/v1/tasks',
+      { taskId, action: 'deploy', services: ['kuma'], playbook: 'ping.yml' },
+      token,
+    );
     expect(submit.status).toBe(202);
     await eventually(async () => {
-      const res = await api(baseUrl(), 'GET', `/api/v1/audit/tasks/${taskId}`);
+      const res = await api(baseUrl(), 'GET', `/api/v1/audit/tasks/${taskId}`, undefined, token);
       return res.json?.rows?.some((r: { status: string }) => r.status === 'succeeded') ? true : undefined;
     });
 
@@ -88,9 +105,10 @@ describe('opsledger dev', () => {
     const second = start();
     try {
       await up();
-      const trail = await api(baseUrl(), 'GET', `/api/v1/audit/tasks/${taskId}`);
+      expect(fs.readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim()).toBe(token);
+      const trail = await api(baseUrl(), 'GET', `/api/v1/audit/tasks/${taskId}`, undefined, token);
       expect(trail.json.rows.map((r: { status: string }) => r.status)).toEqual(['queued', 'dispatched', 'succeeded']);
-      const state = await api(baseUrl(), 'GET', `/api/v1/tasks/${taskId}`);
+      const state = await api(baseUrl(), 'GET', `/api/v1/tasks/${taskId}`, undefined, token);
       expect(state.json.status).toBe('succeeded');
     } finally {
       expect(await interrupt(second)).toBe(0);

@@ -6,6 +6,7 @@ import type { PlaybookRunner } from '../../activities/ansibleRunner';
 import type { HostCapacity } from '../../src/admission/hostCapacity';
 import { createAdmissionRepository } from '../../src/admission/repository';
 import { createApp } from '../../src/api/app';
+import { hashToken, type Role } from '../../src/api/auth';
 import { loadConfig, taskRuntimeOf, type Config } from '../../src/config';
 import { createDb, type Db } from '../../src/db/pool';
 import { createLedgerRepository } from '../../src/ledger/repository';
@@ -21,6 +22,20 @@ export type TestStack = {
   worker?: OpsWorker;
   close(): Promise<void>;
 };
+
+/** One token per role; the API under test knows their hashes. */
+export const TEST_TOKENS: Record<Role, string> = {
+  viewer: 'test-viewer-token',
+  operator: 'test-operator-token',
+  orchestrator: 'test-orchestrator-token',
+  admin: 'test-admin-token',
+};
+
+const testTokenConfig = Object.entries(TEST_TOKENS).map(([role, token]) => ({
+  name: `test-${role}`,
+  role: role as Role,
+  sha256: hashToken(token),
+}));
 
 /** A roomy, idle host, so tests do not depend on how busy this machine happens to be. */
 export const IDLE_HOST: HostCapacity = {
@@ -71,6 +86,7 @@ export async function startTestStack(
     temporal,
     runtime: taskRuntimeOf(config),
     playbooksDir: config.OPSLEDGER_PLAYBOOKS_DIR,
+    tokens: testTokenConfig,
   });
   const server = http.createServer(app);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -108,12 +124,17 @@ export async function api(
   method: string,
   path: string,
   body?: unknown,
+  token: string | null = TEST_TOKENS.admin,
 ): Promise<{ status: number; contentType: string; json: any }> {
   const res = await fetch(`${baseUrl}${path}`, {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: {
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    },
     body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
   });
   const text = await res.text();
-  return { status: res.status, contentType: res.headers.get('content-type') ?? '', json: text ? JSON.parse(text) : undefined };
+  const contentType = res.headers.get('content-type') ?? '';
+  return { status: res.status, contentType, json: text && contentType.includes('json') ? JSON.parse(text) : undefined };
 }

@@ -2,6 +2,7 @@ import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
 import { Router } from 'express';
 import { z } from 'zod';
 import type { AdmissionRepository } from '../../admission/repository';
+import { requireRole } from '../auth';
 import { problemResponse } from '../openapi';
 import { parseOrThrow } from '../problem';
 
@@ -40,7 +41,7 @@ export function agentsRouter({ admission, openapi }: AgentsRouterDeps): Router {
     request: { params: AgentIdParams, body: { content: { 'application/json': { schema: AgentHeartbeat } } } },
     responses: { 204: { description: 'Recorded' }, 400: problemResponse('Invalid report') },
   });
-  router.put('/agents/:agentId/heartbeat', async (req, res) => {
+  router.put('/agents/:agentId/heartbeat', requireRole('operator'), async (req, res) => {
     const { agentId } = parseOrThrow(AgentIdParams, req.params);
     const report = parseOrThrow(AgentHeartbeat, req.body);
     await admission.heartbeat({ agentId, ...report });
@@ -53,7 +54,7 @@ export function agentsRouter({ admission, openapi }: AgentsRouterDeps): Router {
     summary: 'Agents, their last capacity report, whether it is recent enough to admit on, and what is reserved on them.',
     responses: { 200: { description: 'Agents' } },
   });
-  router.get('/agents', async (_req, res) => {
+  router.get('/agents', requireRole('viewer'), async (_req, res) => {
     const rows = await admission.agents();
     res.json({
       agents: rows.map((a) => ({

@@ -2,6 +2,7 @@ import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
 import { Router } from 'express';
 import { z } from 'zod';
 import type { AdmissionRepository } from '../../admission/repository';
+import { requireRole } from '../auth';
 import { parseOrThrow } from '../problem';
 
 export type DispatchRouterDeps = { admission: AdmissionRepository; openapi: OpenAPIRegistry };
@@ -19,7 +20,7 @@ export function dispatchRouter({ admission, openapi }: DispatchRouterDeps): Rout
     request: { query: QueueQuery },
     responses: { 200: { description: 'Waiting tasks' } },
   });
-  router.get('/pause-queue', async (req, res) => {
+  router.get('/pause-queue', requireRole('viewer'), async (req, res) => {
     const { pool } = parseOrThrow(QueueQuery, req.query);
     res.json({ dispatch: await admission.dispatchHold(), tasks: await admission.queue(pool) });
   });
@@ -35,7 +36,7 @@ export function dispatchRouter({ admission, openapi }: DispatchRouterDeps): Rout
       request: { body: { content: { 'application/json': { schema: HoldBody } } } },
       responses: { 200: { description: 'Dispatch state' } },
     });
-    router.post(`/dispatch/${name}`, async (req, res) => {
+    router.post(`/dispatch/${name}`, requireRole('operator'), async (req, res) => {
       const body = parseOrThrow(HoldBody, req.body ?? {});
       await admission.setDispatchHold(held, body.by ?? res.locals.principal?.name ?? 'api');
       res.json(await admission.dispatchHold());

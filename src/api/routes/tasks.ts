@@ -18,6 +18,7 @@ import { forTask } from '../../logger';
 import { tasksSubmitted } from '../../metrics';
 import { SubmitTaskRequest, TaskId } from '../../tasks/schema';
 import { startTask } from '../../temporal/client';
+import { requireRole } from '../auth';
 import { problemResponse } from '../openapi';
 import { parseOrThrow } from '../problem';
 
@@ -66,7 +67,7 @@ export function tasksRouter({ temporal, runtime, playbooksDir, openapi }: TasksR
       400: problemResponse('Invalid task'),
     },
   });
-  router.post('/tasks', async (req, res) => {
+  router.post('/tasks', requireRole('orchestrator'), async (req, res) => {
     const request = parseOrThrow(SubmitTaskRequest, req.body);
     assertPlaybookExists(playbooksDir, request.playbook);
     const input: TaskWorkflowInput = { ...request, taskId: request.taskId ?? `task-${crypto.randomUUID()}`, runtime };
@@ -89,7 +90,7 @@ export function tasksRouter({ temporal, runtime, playbooksDir, openapi }: TasksR
     request: { params: TaskIdParams },
     responses: { 200: { description: 'Live state' }, 404: problemResponse('No such task') },
   });
-  router.get('/tasks/:taskId', async (req, res) => {
+  router.get('/tasks/:taskId', requireRole('viewer'), async (req, res) => {
     const { taskId } = parseOrThrow(TaskIdParams, req.params);
     const handle = temporal.workflow.getHandle(taskId);
     try {
@@ -114,7 +115,7 @@ export function tasksRouter({ temporal, runtime, playbooksDir, openapi }: TasksR
         409: problemResponse('Not valid in the task’s current state'),
       },
     });
-    router.post(`/tasks/:taskId/${name}`, async (req, res) => {
+    router.post(`/tasks/:taskId/${name}`, requireRole('operator'), async (req, res) => {
       const { taskId } = parseOrThrow(TaskIdParams, req.params);
       const body = parseOrThrow(command.body, req.body ?? {});
       const by = body.by ?? res.locals.principal?.name ?? 'api';

@@ -1,0 +1,71 @@
+import type { SubmitTaskRequest } from '../tasks/schema';
+import type { TaskState } from '../../workflows/types';
+
+export type SubmitResult = { taskId: string; runId: string; existing: boolean };
+export type LiveTask = TaskState & { workflow: { runId: string; status: string } };
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly problem: { title?: string; detail?: string; errors?: { field: string; message: string }[] },
+  ) {
+    const fields = problem.errors?.map((e) => `${e.field}: ${e.message}`).join('; ');
+    super(`${status} ${problem.title ?? 'error'}${problem.detail ? `: ${problem.detail}` : ''}${fields && !problem.detail?.includes(fields) ? ` (${fields})` : ''}`);
+    this.name = 'ApiError';
+  }
+}
+
+const FINAL = new Set(['succeeded', 'failed', 'cancelled', 'timed_out']);
+
+/**
+ * The typed client an orchestrator (or the CLI) uses against the REST API:
+ * `const ops = createApiClient({ baseUrl, token }); await ops.submitAndWait({...})`.
+ */
+export function createApiClient({ baseUrl, token }: { baseUrl: string; token?: string }) {
+  const call = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
+    const res = await fetch(new URL(path, baseUrl), {
+      method,
+      headers: {
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    const json = text ? JSON.parse(text) : undefined;
+    if (!res.ok) throw new ApiError(res.status, json ?? {});
+    return json as T;
+  };
+
+  const client = {
+    call,
+    submit: (request: SubmitTaskRequest) => call<SubmitResult>('POST', '/api/v1/tasks', request),
+    state: (taskId: string) => call<LiveTask>('GET', `/api/v1/tasks/${encodeURIComponent(taskId)}`),
+    command: (taskId: string, name: 'pause' | 'resume' | 'override' | 'cancel', body: Record<string, string> = {}) =>
+      call<TaskState>('POST', `/api/v1/tasks/${encodeURIComponent(taskId)}/${name}`, body),
+
+    /** Polls the live state until the task ends, calling `onChange` whenever what it shows changes. */
+    async follow(taskId: string, onChange: (state: LiveTask) => void = () => undefined, everyMs = 1000): Promise<LiveTask> {
+      let last = '';
+      for (;;) {
+        const state = await client.state(taskId);
+        const shown = JSON.stringify([state.status, state.waiting, state.progress?.task, state.agent]);
+        if (shown !== last) {
+          last = shown;
+          onChange(state);
+        }
+        if (FINAL.has(state.status)) return state;
+        await new Promise((r) => setTimeout(r, everyMs));
+      }
+    },
+
+    /** Submits (idempotently, by taskId) and resolves with the final state. */
+    async submitAndWait(request: SubmitTaskRequest, onChange?: (state: LiveTask) => void): Promise<LiveTask> {
+      const { taskId } = await client.submit(request);
+      return client.follow(taskId, onChange);
+    },
+  };
+  return client;
+}
+
+export type ApiClient = ReturnType<typeof createApiClient>;

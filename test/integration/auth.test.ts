@@ -1,0 +1,40 @@
+import { api, startTestStack, TEST_TOKENS, type TestStack } from '../support/stack';
+
+describe('bearer tokens and roles', () => {
+  let stack: TestStack;
+  beforeAll(async () => {
+    stack = await startTestStack({ worker: false });
+  });
+  afterAll(() => stack?.close());
+
+  const task = { action: 'check', services: ['dns'], playbook: 'ping.yml' };
+  const call = (method: string, path: string, token: string | null, body?: unknown) =>
+    api(stack.baseUrl, method, path, body, token);
+
+  test('401 without a token or with an unknown one, as problem+json', async () => {
+    const none = await call('GET', '/api/v1/agents', null);
+    expect(none.status).toBe(401);
+    expect(none.contentType).toContain('application/problem+json');
+    expect((await call('GET', '/api/v1/agents', 'not-a-token')).status).toBe(401);
+    expect((await call('GET', '/api/v1/audit/tasks/x', null)).status).toBe(401);
+  });
+
+  test.each([
+    ['viewer', 'POST', '/api/v1/tasks', task, 403],
+    ['operator', 'POST', '/api/v1/tasks', task, 403],
+    ['orchestrator', 'POST', '/api/v1/dispatch/hold', {}, 403],
+    ['viewer', 'POST', '/api/v1/tasks/x/cancel', {}, 403],
+    ['viewer', 'PUT', '/api/v1/agents/a1/heartbeat', {}, 403],
+    ['viewer', 'GET', '/api/v1/pause-queue', undefined, 200],
+    ['orchestrator', 'GET', '/api/v1/agents', undefined, 200],
+    ['operator', 'POST', '/api/v1/tasks/no-such-task/cancel', {}, 404],
+  ] as const)('%s %s %s -> %i', async (role, method, path, body, status) => {
+    expect((await call(method, path, TEST_TOKENS[role], body)).status).toBe(status);
+  });
+
+  test('health, metrics and the OpenAPI document need no token', async () => {
+    for (const path of ['/healthz', '/metrics', '/api/v1/openapi.json']) {
+      expect((await call('GET', path, null)).status).toBe(200);
+    }
+  });
+});
