@@ -24,6 +24,15 @@ export function createActivities(deps: ActivityDeps) {
       await nonRetryableWhereHopeless(() => deps.ledger.append(entry));
     },
 
+    /** Estimated duration: the plan's, else the median of past runs of the same intent. */
+    async estimateDuration(task: { action: string; services: string[]; planned?: number }): Promise<DurationEstimate> {
+      if (task.planned !== undefined) return { seconds: task.planned, source: 'plan' };
+      const median = await deps.ledger.medianDuration(task.action, task.services);
+      return median
+        ? { seconds: Math.round(median.seconds * 1000) / 1000, source: `median of ${median.runs} past runs` }
+        : { seconds: null, source: 'no plan estimate and no past runs' };
+    },
+
     async runPlaybook(request: Omit<PlaybookRequest, 'timeoutS'>): Promise<PlaybookRun> {
       const ctx = Context.current();
       let progress: PlaybookProgress = { stepsDone: 0 };
@@ -53,6 +62,8 @@ export function createActivities(deps: ActivityDeps) {
 }
 
 export type Activities = ReturnType<typeof createActivities>;
+
+export type DurationEstimate = { seconds: number | null; source: string };
 
 async function nonRetryableWhereHopeless<T>(work: () => Promise<T>): Promise<T> {
   try {

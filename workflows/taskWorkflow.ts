@@ -34,7 +34,7 @@ import type {
   TaskWorkflowInput,
 } from './types';
 
-const { recordDecision, admit, holdTask, releaseHold, overrideAdmission, finishTask } = proxyActivities<Activities>({
+const { recordDecision, admit, holdTask, releaseHold, overrideAdmission, finishTask, estimateDuration } = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
 });
@@ -253,6 +253,11 @@ class TaskRun {
       retry: { maximumAttempts: 1 },
       cancellationType: 'WAIT_CANCELLATION_COMPLETED',
     });
+    const estimate = await estimateDuration({
+      action: this.input.action,
+      services: this.input.services,
+      planned: this.input.plan?.estimatedDurationS,
+    });
     this.setStatus('running');
     let run: PlaybookRun;
     try {
@@ -288,7 +293,13 @@ class TaskRun {
     return this.finish(run.result, {
       agent: grant.agentId,
       outcome: outcomeOf(run),
-      resourcesUsed: { ...run.resources, agentLoadPctAtDispatch: grant.loadPctAtDispatch, estimatedDurationS: this.input.plan?.estimatedDurationS ?? null, complexity: this.input.plan?.complexity ?? null } as unknown as Json,
+      resourcesUsed: {
+        ...run.resources,
+        agentLoadPctAtDispatch: grant.loadPctAtDispatch,
+        estimatedDurationS: estimate.seconds,
+        estimateSource: estimate.source,
+        complexity: this.input.plan?.complexity ?? null,
+      } as unknown as Json,
       failure: failureClass
         ? { message: run.keyMessages.join('\n') || `ansible-playbook exited with ${run.exitCode}`, context: { agent: grant.agentId, attempt: this.state.attempt } }
         : undefined,

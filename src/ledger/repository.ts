@@ -77,6 +77,24 @@ export function createLedgerRepository(db: Db) {
       return rows[0];
     },
 
+    /**
+     * The median wall time of the last 50 successful runs with the same action touching any of
+     * the same services (the same intent), for tasks whose plan gives no estimate.
+     */
+    async medianDuration(action: string, services: string[]): Promise<{ seconds: number; runs: number } | undefined> {
+      const [row] = await db.query<{ seconds: string | null; runs: string }>(
+        `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY wall) AS seconds, count(*) AS runs
+           FROM (SELECT (resources_used ->> 'wallTimeS')::numeric AS wall
+                   FROM tasks
+                  WHERE status = 'succeeded' AND action = $1 AND services_touched && $2::text[]
+                    AND resources_used ? 'wallTimeS'
+                  ORDER BY created_at DESC
+                  LIMIT 50) recent`,
+        [action, services],
+      );
+      return row?.seconds === null || row === undefined ? undefined : { seconds: Number(row.seconds), runs: Number(row.runs) };
+    },
+
     /** The whole trail of one task, in the order it happened. */
     async trail(taskId: string): Promise<LedgerRow[]> {
       const rows = await db.query<RawRow>(`SELECT ${LEDGER_COLUMNS} FROM tasks WHERE task_id = $1 ORDER BY seq`, [

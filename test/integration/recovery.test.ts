@@ -2,6 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { reconcileWithTemporal } from '../../src/admission/reconcile';
+import { createAdmissionRepository } from '../../src/admission/repository';
 import { agentTaskQueue } from '../../src/config';
 import { projectRoot } from '../../src/paths';
 import { startTemporalDevServer, type DevServer } from '../../src/temporal/devServer';
@@ -124,4 +126,41 @@ describe('restarts lose no task and duplicate no row', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   }, 180_000);
+
+  test('on start, pause_queue is reconciled with Temporal: rows of ended tasks go, a waiting task without a row gets it back', async () => {
+    const stack = await startTestStack({ env: { OPSLEDGER_AGENT_REPORT_S: '0', OPSLEDGER_AGENT_MAX_AGE_S: '600' } });
+    const pool = stack.config.OPSLEDGER_TASK_QUEUE;
+    const admission = createAdmissionRepository(stack.db, { agentMaxAgeS: 600, loadThresholdPct: 80 });
+    try {
+      await api(stack.baseUrl, 'PUT', `/api/v1/agents/${stack.config.OPSLEDGER_AGENT_ID}/heartbeat`, {
+        pool,
+        taskQueue: agentTaskQueue(stack.config),
+        cpuCores: 4,
+        loadPct: 0,
+        memoryTotalMb: 8192,
+        memoryFreeMb: 10,
+      });
+      const waiting = `reconcile-${Date.now()}`;
+      await api(stack.baseUrl, 'POST', '/api/v1/tasks', { taskId: waiting, action: 'update', services: ['dns'], playbook: 'ping.yml' });
+      await eventually(async () => ((await state(stack, waiting)).status === 'paused' ? true : undefined));
+      const ghost = `ghost-${Date.now()}`;
+      await stack.db.query(
+        `INSERT INTO pause_queue (task_id, pool, priority, reason, requirements) VALUES ($1, $2, 50, 'capacity', '{"cpu":0.1,"memoryMb":1,"gpuVramMb":0}')`,
+        [ghost, pool],
+      );
+      await stack.db.query('DELETE FROM pause_queue WHERE task_id = $1', [waiting]);
+
+      const result = await eventually(async () => {
+        const r = await reconcileWithTemporal({ admission, temporal: stack.temporal, pool });
+        return r.requeued > 0 || (await admission.queue(pool)).some((q) => q.taskId === waiting) ? r : undefined;
+      }, 20_000);
+      expect(result.removed).toBeGreaterThanOrEqual(1);
+      const queued = (await admission.queue(pool)).map((q) => q.taskId);
+      expect(queued).toContain(waiting);
+      expect(queued).not.toContain(ghost);
+      await api(stack.baseUrl, 'POST', `/api/v1/tasks/${waiting}/cancel`, { by: 'test' });
+    } finally {
+      await stack.close();
+    }
+  });
 });

@@ -81,6 +81,20 @@ describe('task pipeline through the API, the dev server and ansible-playbook', (
     expect(final.failure.message).toContain('disk quota exceeded');
   });
 
+  test('estimated against actual duration: from the plan, else the median of past runs of the intent', async () => {
+    const service = `est${Date.now() % 1_000_000}`;
+    const run = async (taskId: string, plan?: object) => {
+      await api(stack.baseUrl, 'POST', '/api/v1/tasks', { taskId, action: 'backup', services: [service], playbook: 'ping.yml', plan });
+      const rows = await finalTrail(taskId);
+      return rows[rows.length - 1].resourcesUsed;
+    };
+    const planned = await run(`${service}-planned`, { steps: ['ping'], estimatedDurationS: 12, complexity: 'low' });
+    expect(planned).toMatchObject({ estimatedDurationS: 12, estimateSource: 'plan', complexity: 'low' });
+    const second = await run(`${service}-second`);
+    expect(second).toMatchObject({ estimatedDurationS: planned.wallTimeS, estimateSource: 'median of 1 past runs' });
+    expect(second.wallTimeS).toBeGreaterThan(0);
+  });
+
   describe('bad input is answered 400 problem+json naming the field and starts nothing', () => {
     const cases: [string, unknown, string][] = [
       ['a playbook outside the folder', { action: 'deploy', services: ['kuma'], playbook: '../etc/passwd.yml' }, 'playbook'],
