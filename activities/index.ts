@@ -1,7 +1,8 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { AdmissionRepository } from '../src/admission/repository';
 import type { LedgerRepository } from '../src/ledger/repository';
-import { OpsError } from '../src/errors';
+import { OpsError, SecretsUnavailableError } from '../src/errors';
+import { unsealSecrets } from '../src/secrets';
 import type { LedgerEntry, PlaybookProgress, PlaybookRun } from '../workflows/types';
 import { createAdmissionActivities } from './admission';
 import type { PlaybookRequest, PlaybookRunner } from './ansibleRunner';
@@ -11,6 +12,8 @@ export interface ActivityDeps {
   admission: AdmissionRepository;
   runner: PlaybookRunner;
   playbookTimeoutS: number;
+  /** Opens the secret variables the API sealed; absent, a task carrying secrets cannot run here. */
+  secretKey?: string;
 }
 
 const HEARTBEAT_EVERY_MS = 2000;
@@ -33,15 +36,19 @@ export function createActivities(deps: ActivityDeps) {
         : { seconds: null, source: 'no plan estimate and no past runs' };
     },
 
-    async runPlaybook(request: Omit<PlaybookRequest, 'timeoutS'>): Promise<PlaybookRun> {
+    async runPlaybook(
+      request: Omit<PlaybookRequest, 'timeoutS' | 'secretVars'> & { sealedSecrets: string | null },
+    ): Promise<PlaybookRun> {
       const ctx = Context.current();
+      const { sealedSecrets, ...rest } = request;
+      const secretVars = await nonRetryableWhereHopeless(async () => openSecrets(sealedSecrets, deps.secretKey));
       let progress: PlaybookProgress = { stepsDone: 0 };
       // Heartbeats carry progress and are how a cancellation reaches a running playbook.
       const beat = setInterval(() => ctx.heartbeat(progress), HEARTBEAT_EVERY_MS);
       try {
         const run = await nonRetryableWhereHopeless(() =>
           deps.runner.run(
-            { ...request, timeoutS: deps.playbookTimeoutS },
+            { ...rest, secretVars, timeoutS: deps.playbookTimeoutS },
             {
               signal: ctx.cancellationSignal,
               onProgress: (p) => {
@@ -64,6 +71,16 @@ export function createActivities(deps: ActivityDeps) {
 export type Activities = ReturnType<typeof createActivities>;
 
 export type DurationEstimate = { seconds: number | null; source: string };
+
+async function openSecrets(sealed: string | null, secretKey: string | undefined): Promise<Record<string, string>> {
+  if (sealed === null) return {};
+  if (!secretKey) throw new SecretsUnavailableError('this task carries secretVars but the worker has no OPSLEDGER_SECRET_KEY');
+  try {
+    return unsealSecrets(sealed, secretKey);
+  } catch (err) {
+    throw new SecretsUnavailableError((err as Error).message);
+  }
+}
 
 async function nonRetryableWhereHopeless<T>(work: () => Promise<T>): Promise<T> {
   try {

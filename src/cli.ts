@@ -7,7 +7,7 @@ import { ApiError } from './client/apiClient';
 import { Lifecycle } from './lifecycle';
 import { logger } from './logger';
 import { ensureTemporalCli, TemporalCliUnavailable } from './temporal/cli';
-import { openDb, provideDatabase, provideDevAdminToken, provideTemporalDevServer, runMigrations, startApi, startWorker } from './stack';
+import { openDb, provideDatabase, provideDevSecrets, provideTemporalDevServer, runMigrations, startApi, startWorker } from './stack';
 
 const program = new Command()
   .name('opsledger')
@@ -20,7 +20,7 @@ program
   )
   .action(() =>
     runUntilSignal(async (configured, lifecycle) => {
-      const { token, config } = provideDevAdminToken(configured);
+      const { token, config } = provideDevSecrets(configured);
       const startTemporal = process.env.TEMPORAL_ADDRESS === undefined;
       const dbUrl = await provideDatabase(config, lifecycle);
       await runMigrations(dbUrl);

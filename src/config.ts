@@ -56,6 +56,8 @@ export const ConfigSchema = z.object({
   OPSLEDGER_TOKENS: TokensSchema.default([]),
   /** Keys the audit cursors; set the same value on every API replica. */
   OPSLEDGER_CURSOR_SECRET: z.string().min(16, 'expected at least 16 characters').optional(),
+  /** Seals secretVars between the API and the workers; the same value on both. */
+  OPSLEDGER_SECRET_KEY: z.string().min(16, 'expected at least 16 characters').optional(),
   /** Signs ledger checkpoints written by `opsledger audit checkpoint`. */
   OPSLEDGER_CHECKPOINT_KEY: z.string().min(16, 'expected at least 16 characters').optional(),
   LOG_LEVEL: logLevel.default('info'),

@@ -31,6 +31,12 @@ export class PlaybookNotFoundError extends OpsError {
   readonly title = 'Playbook not found';
 }
 
+/** A task's sealed secrets cannot be opened where it runs (no key, or another key). */
+export class SecretsUnavailableError extends OpsError {
+  readonly status = 500;
+  readonly title = 'Secrets unavailable';
+}
+
 export class NotFoundError extends OpsError {
   readonly status = 404;
   readonly title = 'Not found';

@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -68,16 +69,21 @@ export async function startWorker(config: Config, db: Db, address: string, lifec
 }
 
 /**
- * `opsledger dev` needs no token set-up: it keeps a local admin token in the data folder (0600)
- * and adds its hash to the configured tokens.
+ * `opsledger dev` needs no set-up: it keeps a local admin token (its hash joins the configured
+ * tokens) and a key for sealing secrets in the data folder, both 0600.
  */
-export function provideDevAdminToken(config: Config): { token: string; config: Config } {
-  const file = path.join(config.OPSLEDGER_DATA_DIR, 'admin-token');
-  fs.mkdirSync(config.OPSLEDGER_DATA_DIR, { recursive: true });
-  if (!fs.existsSync(file)) fs.writeFileSync(file, `${newToken()}\n`, { mode: 0o600 });
-  const token = fs.readFileSync(file, 'utf8').trim();
+export function provideDevSecrets(config: Config): { token: string; config: Config } {
+  const token = keptInDataDir(config, 'admin-token', newToken);
   const tokens = [...config.OPSLEDGER_TOKENS, { name: 'dev-admin', role: 'admin' as const, sha256: hashToken(token) }];
-  return { token, config: { ...config, OPSLEDGER_TOKENS: tokens } };
+  const secretKey = config.OPSLEDGER_SECRET_KEY ?? keptInDataDir(config, 'secret-key', () => crypto.randomBytes(32).toString('base64url'));
+  return { token, config: { ...config, OPSLEDGER_TOKENS: tokens, OPSLEDGER_SECRET_KEY: secretKey } };
+}
+
+function keptInDataDir(config: Config, name: string, make: () => string): string {
+  const file = path.join(config.OPSLEDGER_DATA_DIR, name);
+  fs.mkdirSync(config.OPSLEDGER_DATA_DIR, { recursive: true });
+  if (!fs.existsSync(file)) fs.writeFileSync(file, `${make()}\n`, { mode: 0o600 });
+  return fs.readFileSync(file, 'utf8').trim();
 }
 
 export async function startApi(config: Config, db: Db, address: string, lifecycle: Lifecycle): Promise<http.Server> {
@@ -98,6 +104,7 @@ export async function startApi(config: Config, db: Db, address: string, lifecycl
     runtime: taskRuntimeOf(config),
     playbooksDir: config.OPSLEDGER_PLAYBOOKS_DIR,
     tokens: config.OPSLEDGER_TOKENS,
+    secretKey: config.OPSLEDGER_SECRET_KEY,
   });
   const server = http.createServer(app);
   await new Promise<void>((resolve, reject) => {

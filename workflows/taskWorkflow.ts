@@ -268,7 +268,7 @@ class TaskRun {
           playbook: this.input.playbook,
           inventory: this.input.inventory,
           extraVars: this.input.extraVars as Record<string, Json>,
-          secretVars: this.input.secretVars,
+          sealedSecrets: this.input.sealedSecrets,
           checkMode: this.input.checkMode,
         }),
       );

@@ -94,7 +94,8 @@ export interface TaskRuntime {
   maxInfraAttempts: number;
 }
 
-export type TaskWorkflowInput = TaskSpec & { runtime: TaskRuntime };
+/** What the workflow (and so Temporal's history) holds: secret variables only sealed. */
+export type TaskWorkflowInput = Omit<TaskSpec, 'secretVars'> & { sealedSecrets: string | null; runtime: TaskRuntime };
 
 export type WaitReason = 'capacity' | 'operator_hold' | 'dispatch_hold';
 

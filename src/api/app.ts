@@ -24,6 +24,7 @@ export type AppDeps = {
   runtime: TaskRuntime;
   playbooksDir: string;
   tokens: TokenConfig;
+  secretKey?: string;
 };
 
 export function createApp(deps: AppDeps): Express {

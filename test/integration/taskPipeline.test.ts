@@ -40,6 +40,13 @@ describe('task pipeline through the API, the dev server and ansible-playbook', (
     expect(final.resourcesUsed.cpuTimeS).toBeGreaterThan(0);
     expect(final.resourcesUsed.peakMemoryMb).toBeGreaterThan(0);
     expect(JSON.stringify(rows)).not.toContain('s3cr3t-value');
+    // Temporal's history keeps every input: the extra vars are there in clear, the secret is not.
+    const history = await stack.temporal.workflow.getHandle(taskId).fetchHistory();
+    const payloads = JSON.stringify(history, (key, value) =>
+      key === 'data' && typeof value === 'string' ? Buffer.from(value, 'base64').toString('utf8') : value,
+    );
+    expect(payloads).toContain('hello from the test');
+    expect(payloads).not.toContain('s3cr3t-value');
 
     const state = await eventually(async () => {
       const res = await api(stack.baseUrl, 'GET', `/api/v1/tasks/${taskId}`);

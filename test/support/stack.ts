@@ -60,6 +60,7 @@ export async function startTestStack(
     OPSLEDGER_AGENT_REPORT_S: '1',
     OPSLEDGER_HEARTBEAT_TIMEOUT_S: '5',
     OPSLEDGER_SCHEDULE_TO_START_TIMEOUT_S: '10',
+    OPSLEDGER_SECRET_KEY: 'test-secret-key-0123456789',
     LOG_LEVEL: 'warn',
     ...opts.env,
   });
@@ -87,6 +88,7 @@ export async function startTestStack(
     runtime: taskRuntimeOf(config),
     playbooksDir: config.OPSLEDGER_PLAYBOOKS_DIR,
     tokens: testTokenConfig,
+    secretKey: config.OPSLEDGER_SECRET_KEY,
   });
   const server = http.createServer(app);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

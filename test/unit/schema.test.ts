@@ -2,6 +2,7 @@ import { inferIntents, parseIntent } from '../../workflows/intent';
 import { isInsideFolder, SubmitTaskRequest } from '../../src/tasks/schema';
 import { redactSecrets } from '../../activities/ansibleRunner';
 import type { PlaybookRun } from '../../workflows/types';
+import { sealSecrets, SecretKeyError, unsealSecrets } from '../../src/secrets';
 
 describe('intents', () => {
   test('one intent per service, action_service', () => {
@@ -63,5 +64,16 @@ describe('redactSecrets', () => {
     const out = redactSecrets(run, ['abc123', 'abc1234', '']);
     expect(out.keyMessages).toEqual(['login failed for token [secret]']);
     expect(out.outputTail).toEqual(['ok: [h] [secret] and [secret]']);
+  });
+});
+
+describe('sealed secrets', () => {
+  test('open with the same key, and with no other', () => {
+    const sealed = sealSecrets({ api_token: 'hunter2' }, 'key-one-0123456789');
+    expect(sealed).not.toContain('hunter2');
+    expect(unsealSecrets(sealed, 'key-one-0123456789')).toEqual({ api_token: 'hunter2' });
+    expect(() => unsealSecrets(sealed, 'key-two-0123456789')).toThrow(SecretKeyError);
+    expect(() => unsealSecrets(sealed.replace(/.$/, (c) => (c === 'A' ? 'B' : 'A')), 'key-one-0123456789')).toThrow(SecretKeyError);
+    expect(() => unsealSecrets('garbage', 'key-one-0123456789')).toThrow('malformed');
   });
 });

@@ -17,6 +17,7 @@ import { InvalidTransitionError, NotFoundError, ValidationError } from '../../er
 import { forTask } from '../../logger';
 import { tasksSubmitted } from '../../metrics';
 import { SubmitTaskRequest, TaskId } from '../../tasks/schema';
+import { sealSecrets } from '../../secrets';
 import { startTask } from '../../temporal/client';
 import { requireRole } from '../auth';
 import { problemResponse } from '../openapi';
@@ -24,6 +25,8 @@ import { parseOrThrow } from '../problem';
 
 export type TasksRouterDeps = {
   temporal: Client;
+  /** Seals secretVars; without it, a task that carries secrets is refused. */
+  secretKey?: string;
   runtime: TaskRuntime;
   playbooksDir: string;
   openapi: OpenAPIRegistry;
@@ -53,7 +56,7 @@ const COMMANDS = {
   cancel: { update: cancelUpdate, body: OperatorCommandBody, summary: 'Cancel a task; a running playbook is killed.' },
 } as const;
 
-export function tasksRouter({ temporal, runtime, playbooksDir, openapi }: TasksRouterDeps): Router {
+export function tasksRouter({ temporal, secretKey, runtime, playbooksDir, openapi }: TasksRouterDeps): Router {
   const router = Router();
 
   openapi.registerPath({
@@ -70,7 +73,13 @@ export function tasksRouter({ temporal, runtime, playbooksDir, openapi }: TasksR
   router.post('/tasks', requireRole('orchestrator'), async (req, res) => {
     const request = parseOrThrow(SubmitTaskRequest, req.body);
     assertPlaybookExists(playbooksDir, request.playbook);
-    const input: TaskWorkflowInput = { ...request, taskId: request.taskId ?? `task-${crypto.randomUUID()}`, runtime };
+    const { secretVars, ...rest } = request;
+    const input: TaskWorkflowInput = {
+      ...rest,
+      taskId: request.taskId ?? `task-${crypto.randomUUID()}`,
+      sealedSecrets: sealIfAny(secretVars, secretKey),
+      runtime,
+    };
     const result = await startTask(temporal, input);
     tasksSubmitted.inc({ outcome: result.existing ? 'existing' : 'new' });
     forTask(input.taskId).info({ action: input.action, services: input.services, existing: result.existing }, 'task submitted');
@@ -155,6 +164,16 @@ function playbookProgress(description: WorkflowExecutionDescription): PlaybookPr
   const pending = description.raw.pendingActivities?.find((a) => a.activityType?.name === 'runPlaybook');
   const payload = pending?.heartbeatDetails?.payloads?.[0];
   return payload ? defaultPayloadConverter.fromPayload<PlaybookProgress>(payload) : undefined;
+}
+
+function sealIfAny(secretVars: Record<string, string>, secretKey: string | undefined): string | null {
+  if (Object.keys(secretVars).length === 0) return null;
+  if (!secretKey) {
+    throw new ValidationError([
+      { field: 'secretVars', message: 'this API has no OPSLEDGER_SECRET_KEY to seal secrets with; configure it on the API and workers' },
+    ]);
+  }
+  return sealSecrets(secretVars, secretKey);
 }
 
 function assertPlaybookExists(playbooksDir: string, playbook: string): void {
