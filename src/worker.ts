@@ -81,6 +81,7 @@ export async function startOpsWorker(deps: OpsWorkerDeps): Promise<OpsWorker> {
         gpuVramUsedMb,
       }),
     playbookTimeoutS: config.OPSLEDGER_PLAYBOOK_TIMEOUT_S,
+    secretKey: config.OPSLEDGER_SECRET_KEY,
   });
   const bundle = deps.workflowBundle ?? (fs.existsSync(workflowBundlePath) ? workflowBundlePath : undefined);
   const common = {
