@@ -2,7 +2,9 @@ import { Command, Option } from 'commander';
 import { hashToken, newToken, ROLES } from './api/auth';
 import { ConfigError, loadConfig, type Config } from './config';
 import { migrate } from './db/migrate';
+import { registerLedgerCommands } from './cli/auditCommands';
 import { registerTaskCommands } from './cli/taskCommands';
+import { CheckpointError } from './ledger/checkpoint';
 import { ApiError } from './client/apiClient';
 import { Lifecycle } from './lifecycle';
 import { logger } from './logger';
@@ -74,6 +76,7 @@ program
   });
 
 registerTaskCommands(program);
+registerLedgerCommands(program.command('audit').description('The audit ledger: query it, verify its hash chain, checkpoint its head.'));
 
 program
   .command('token')
@@ -118,7 +121,7 @@ function printBanner(lines: string[]): void {
 }
 
 program.parseAsync().catch((err: unknown) => {
-  if (err instanceof ConfigError || err instanceof TemporalCliUnavailable || err instanceof ApiError) {
+  if (err instanceof ConfigError || err instanceof TemporalCliUnavailable || err instanceof ApiError || err instanceof CheckpointError) {
     process.stderr.write(`opsledger: ${err.message}\n`);
   } else if ((err as { cause?: { code?: string } }).cause?.code === 'ECONNREFUSED') {
     process.stderr.write(`opsledger: cannot reach the API (${(err as { cause: Error }).cause.message}); is it running? Set OPSLEDGER_API_URL.\n`);

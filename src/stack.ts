@@ -105,6 +105,8 @@ export async function startApi(config: Config, db: Db, address: string, lifecycl
     playbooksDir: config.OPSLEDGER_PLAYBOOKS_DIR,
     tokens: config.OPSLEDGER_TOKENS,
     secretKey: config.OPSLEDGER_SECRET_KEY,
+    // A per-process key still works for one API; replicas must share OPSLEDGER_CURSOR_SECRET.
+    cursorSecret: config.OPSLEDGER_CURSOR_SECRET ?? crypto.randomBytes(32).toString('base64url'),
   });
   const server = http.createServer(app);
   await new Promise<void>((resolve, reject) => {

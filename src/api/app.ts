@@ -15,6 +15,7 @@ import { auditRouter } from './routes/audit';
 import { dispatchRouter } from './routes/dispatch';
 import { healthRouter } from './routes/health';
 import { tasksRouter } from './routes/tasks';
+import { verifyRouter } from './routes/verify';
 
 export type AppDeps = {
   db: Db;
@@ -25,6 +26,7 @@ export type AppDeps = {
   playbooksDir: string;
   tokens: TokenConfig;
   secretKey?: string;
+  cursorSecret: string;
 };
 
 export function createApp(deps: AppDeps): Express {
@@ -47,6 +49,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(healthRouter(deps));
   app.use('/api/v1', tasksRouter({ ...deps, openapi }));
   app.use('/api/v1/audit', requireRole('viewer'));
+  app.use('/api/v1', verifyRouter({ ...deps, openapi }));
   app.use('/api/v1', auditRouter({ ...deps, openapi }));
   app.use('/api/v1', agentsRouter({ ...deps, openapi }));
   app.use('/api/v1', dispatchRouter({ ...deps, openapi }));

@@ -89,6 +89,7 @@ export async function startTestStack(
     playbooksDir: config.OPSLEDGER_PLAYBOOKS_DIR,
     tokens: testTokenConfig,
     secretKey: config.OPSLEDGER_SECRET_KEY,
+    cursorSecret: 'test-cursor-secret-0123456789',
   });
   const server = http.createServer(app);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

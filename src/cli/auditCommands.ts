@@ -1,0 +1,73 @@
+import type { Command } from 'commander';
+import { ConfigError, loadConfig, type Config } from '../config';
+import { createDb, type Db } from '../db/pool';
+import { createCheckpoint, readCheckpointFile, writeCheckpointFile } from '../ledger/checkpoint';
+import { verifyAgainstCheckpoint, verifyChain, type ChainVerification, type CheckpointVerification } from '../ledger/verify';
+
+/** The database the audit commands read: DATABASE_URL, else the embedded one `opsledger dev` runs. */
+function auditDatabaseUrl(config: Config): string {
+  return config.DATABASE_URL ?? `postgresql://postgres:opsledger@127.0.0.1:${config.OPSLEDGER_EMBEDDED_PG_PORT}/opsledger`;
+}
+
+function checkpointKey(config: Config): string {
+  if (!config.OPSLEDGER_CHECKPOINT_KEY) {
+    throw new ConfigError(['OPSLEDGER_CHECKPOINT_KEY: required to sign or check a checkpoint (16 characters or more)']);
+  }
+  return config.OPSLEDGER_CHECKPOINT_KEY;
+}
+
+async function withDb<T>(config: Config, work: (db: Db) => Promise<T>): Promise<T> {
+  const db = createDb({ connectionString: auditDatabaseUrl(config), role: config.OPSLEDGER_DB_ROLE, max: 1 });
+  try {
+    return await work(db);
+  } finally {
+    await db.close();
+  }
+}
+
+/** `opsledger audit verify` and `opsledger audit checkpoint`, straight against the ledger database. */
+export function registerLedgerCommands(audit: Command): void {
+  audit
+    .command('verify')
+    .description('Check the whole hash chain; with --checkpoint, also that the rows up to an earlier checkpoint are unchanged.')
+    .option('--checkpoint <file>', 'a checkpoint written by `opsledger audit checkpoint`')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { checkpoint?: string; json?: boolean }) => {
+      const config = loadConfig();
+      const result: ChainVerification | CheckpointVerification = await withDb(config, async (db) =>
+        opts.checkpoint
+          ? verifyAgainstCheckpoint(db, await readCheckpointFile(opts.checkpoint, checkpointKey(config)))
+          : verifyChain(db),
+      );
+      if (opts.json) console.log(JSON.stringify(result, null, 2));
+      else printVerification(result);
+      if (!result.ok) process.exitCode = 1;
+    });
+
+  audit
+    .command('checkpoint')
+    .description('Write the signed head of the intact chain (sequence, hash, time) to a file outside the database.')
+    .requiredOption('--out <file>', 'where to write the checkpoint (keep it away from the database host)')
+    .action(async (opts: { out: string }) => {
+      const config = loadConfig();
+      const checkpoint = await withDb(config, (db) => createCheckpoint(db, checkpointKey(config)));
+      const { rows, ...document } = checkpoint;
+      await writeCheckpointFile(opts.out, document);
+      console.log(
+        `checkpoint written to ${opts.out}: chain_seq ${checkpoint.chainSeq} row_hash ${checkpoint.rowHash} (${rows} rows, taken ${checkpoint.takenAt})`,
+      );
+    });
+}
+
+function printVerification(result: ChainVerification | CheckpointVerification): void {
+  if (result.firstBroken) {
+    const b = result.firstBroken;
+    console.log(`ledger BROKEN at chain_seq ${b.chainSeq} (task ${b.taskId} seq ${b.seq}): ${b.reason}`);
+  } else {
+    const head = result.head ? `; head chain_seq ${result.head.chainSeq} ${result.head.rowHash}` : '';
+    console.log(`ledger intact: ${result.rows} rows checked in ${Math.round(result.ms)} ms${head}`);
+  }
+  if ('checkpoint' in result) {
+    console.log(result.checkpoint.ok ? 'checkpoint matches' : `checkpoint FAILED: ${result.checkpoint.reason}`);
+  }
+}

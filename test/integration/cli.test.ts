@@ -1,0 +1,93 @@
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { projectRoot } from '../../src/paths';
+import { startTestStack, TEST_TOKENS, type TestStack } from '../support/stack';
+import { testEnv } from '../support/testEnv';
+
+type Result = { code: number; stdout: string; stderr: string };
+
+/** The compiled CLI as a user runs it, against the test API and database. */
+function opsledger(args: string[], env: NodeJS.ProcessEnv): Promise<Result> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [path.join(projectRoot, 'bin', 'opsledger.js'), ...args],
+      { env: { ...process.env, LOG_LEVEL: 'warn', ...env }, timeout: 60_000 },
+      (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+describe('the opsledger CLI', () => {
+  let stack: TestStack;
+  let env: NodeJS.ProcessEnv;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'opsledger-cli-'));
+
+  beforeAll(async () => {
+    stack = await startTestStack();
+    env = {
+      OPSLEDGER_API_URL: stack.baseUrl,
+      OPSLEDGER_TOKEN: TEST_TOKENS.admin,
+      DATABASE_URL: testEnv('databaseUrl'),
+      OPSLEDGER_CHECKPOINT_KEY: 'cli-test-checkpoint-key',
+    };
+  });
+  afterAll(async () => {
+    await stack?.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('submit --follow shows the task live and exits 0 when it succeeds, 1 when it fails', async () => {
+    const ok = await opsledger(
+      ['submit', '--task-id', `cli-ok-${Date.now()}`, '--action', 'deploy', '--service', 'kuma', '--playbook', 'sleep.yml', '--var', 'seconds=8', '--follow'],
+      env,
+    );
+    expect(ok.stderr).toBe('');
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toMatch(/^submitted: cli-ok-/m);
+    expect(ok.stdout).toMatch(/running on agent-\w+: TASK \[sleep\]/);
+    expect(ok.stdout).toMatch(/: succeeded on agent-/);
+
+    const failed = await opsledger(
+      ['submit', '--action', 'configure', '--service', 'auth', '--playbook', 'fail.yml', '--follow'],
+      env,
+    );
+    expect(failed.code).toBe(1);
+    expect(failed.stdout).toMatch(/failed \(application_error\)/);
+  });
+
+  test('a bad submission is explained, naming the field', async () => {
+    const bad = await opsledger(['submit', '--action', 'explode', '--service', 'kuma', '--playbook', 'ping.yml'], env);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('400 Invalid request');
+    expect(bad.stderr).toContain('action:');
+  });
+
+  test('queue and the operator commands answer through the API', async () => {
+    const queue = await opsledger(['queue', '--json'], env);
+    expect(queue.code).toBe(0);
+    expect(JSON.parse(queue.stdout)).toHaveProperty('tasks');
+    const refused = await opsledger(['pause', 'no-such-task'], env);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('404');
+  });
+
+  test('audit checkpoint, then audit verify against it', async () => {
+    const file = path.join(dir, 'head.json');
+    const checkpoint = await opsledger(['audit', 'checkpoint', '--out', file], env);
+    expect(checkpoint.stderr).toBe('');
+    expect(checkpoint.stdout).toMatch(/^checkpoint written to .*: chain_seq \d+/);
+    expect((fs.statSync(file).mode & 0o777).toString(8)).toBe('600');
+
+    const verify = await opsledger(['audit', 'verify', '--checkpoint', file], env);
+    expect(verify.code).toBe(0);
+    expect(verify.stdout).toMatch(/^ledger intact: \d+ rows checked/);
+    expect(verify.stdout).toContain('checkpoint matches');
+
+    const noKey = await opsledger(['audit', 'checkpoint', '--out', file], { ...env, OPSLEDGER_CHECKPOINT_KEY: '' });
+    expect(noKey.code).toBe(1);
+    expect(noKey.stderr).toContain('OPSLEDGER_CHECKPOINT_KEY');
+  });
+});
