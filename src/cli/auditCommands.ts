@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { cliApiClient } from './apiTarget';
 import { ConfigError, loadConfig, type Config } from '../config';
 import { createDb, type Db } from '../db/pool';
 import { createCheckpoint, readCheckpointFile, writeCheckpointFile } from '../ledger/checkpoint';
@@ -25,8 +26,55 @@ async function withDb<T>(config: Config, work: (db: Db) => Promise<T>): Promise<
   }
 }
 
-/** `opsledger audit verify` and `opsledger audit checkpoint`, straight against the ledger database. */
+const FILTERS = ['status', 'service', 'intent', 'action', 'failureClass', 'agent', 'taskId', 'changed', 'from', 'to'] as const;
+
+type AuditRow = {
+  createdAt: string; taskId: string; seq: number; status: string; action: string; services: string[];
+  intents: string[]; agent: string | null; actor: string; failureClass: string | null;
+};
+
+/**
+ * `opsledger audit [filters]` reads through the API (same filters, same validation, same token
+ * rules); `verify` and `checkpoint` go straight to the ledger database.
+ */
 export function registerLedgerCommands(audit: Command): void {
+  for (const name of FILTERS) audit.option(`--${kebab(name)} <value>`, `filter by ${name}`);
+  audit
+    .option('--limit <n>', 'rows per page (1-500)', '50')
+    .option('--all', 'follow the cursor to the last page')
+    .option('--json', 'machine-readable output (one JSON document)')
+    .action(async (opts: Record<string, string | boolean | undefined>) => {
+      const api = cliApiClient();
+      const query = new URLSearchParams();
+      for (const name of FILTERS) {
+        const value = opts[name];
+        if (typeof value === 'string') query.set(name, value);
+      }
+      query.set('limit', String(opts.limit));
+      const rows: AuditRow[] = [];
+      for (let cursor: string | null = null; ; ) {
+        if (cursor) query.set('cursor', cursor);
+        const page: { rows: AuditRow[]; nextCursor: string | null } = await api.call('GET', `/api/v1/audit?${query}`);
+        rows.push(...page.rows);
+        cursor = page.nextCursor;
+        if (!opts.all || !cursor) break;
+      }
+      if (opts.json) return console.log(JSON.stringify(rows, null, 2));
+      if (rows.length === 0) return console.log('no ledger row matches');
+      console.table(
+        rows.map((r) => ({
+          time: r.createdAt,
+          task: r.taskId,
+          seq: r.seq,
+          status: r.status,
+          intents: r.intents.join(' '),
+          agent: r.agent ?? '',
+          actor: r.actor,
+          failure: r.failureClass ?? '',
+        })),
+      );
+    });
+
   audit
     .command('verify')
     .description('Check the whole hash chain; with --checkpoint, also that the rows up to an earlier checkpoint are unchanged.')
@@ -70,4 +118,8 @@ function printVerification(result: ChainVerification | CheckpointVerification): 
   if ('checkpoint' in result) {
     console.log(result.checkpoint.ok ? 'checkpoint matches' : `checkpoint FAILED: ${result.checkpoint.reason}`);
   }
+}
+
+function kebab(name: string): string {
+  return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 }

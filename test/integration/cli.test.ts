@@ -74,6 +74,21 @@ describe('the opsledger CLI', () => {
     expect(refused.stderr).toContain('404');
   });
 
+  test('audit lists ledger rows with the API filters, as a table or JSON', async () => {
+    const taskId = `cli-audit-${Date.now()}`;
+    await opsledger(['submit', '--task-id', taskId, '--action', 'check', '--service', 'dns', '--playbook', 'ping.yml', '--follow'], env);
+    const json = await opsledger(['audit', '--task-id', taskId, '--json'], env);
+    expect(json.code).toBe(0);
+    const rows = JSON.parse(json.stdout) as { status: string; intents: string[] }[];
+    expect(rows.map((r) => r.status)).toEqual(['succeeded', 'dispatched', 'queued']);
+    expect(rows[0]!.intents).toEqual(['check_dns']);
+    const table = await opsledger(['audit', '--intent', 'check_dns', '--status', 'succeeded', '--limit', '5'], env);
+    expect(table.stdout).toContain(taskId);
+    const bad = await opsledger(['audit', '--from', 'yesterday'], env);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('from');
+  });
+
   test('audit checkpoint, then audit verify against it', async () => {
     const file = path.join(dir, 'head.json');
     const checkpoint = await opsledger(['audit', 'checkpoint', '--out', file], env);

@@ -1,18 +1,143 @@
 import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
 import { Router } from 'express';
 import { z } from 'zod';
+import type { Db } from '../../db/pool';
 import { NotFoundError } from '../../errors';
+import {
+  AuditQuery,
+  FailureSummaryQuery,
+  FailuresQuery,
+  IntentsQuery,
+  nowMicros,
+  RangeQuery,
+  ServiceParams,
+  toAuditFilter,
+  toTimeRange,
+} from '../../ledger/auditFilters';
+import { createAuditQueries, withIntents, type AuditPage } from '../../ledger/auditQueries';
+import { decodeCursor, encodeCursor } from '../../ledger/cursor';
 import type { LedgerRepository } from '../../ledger/repository';
 import { TaskId } from '../../tasks/schema';
 import { problemResponse } from '../openapi';
 import { parseOrThrow } from '../problem';
 
-export type AuditRouterDeps = { ledger: LedgerRepository; openapi: OpenAPIRegistry };
+export type AuditRouterDeps = {
+  db: Db;
+  ledger: LedgerRepository;
+  openapi: OpenAPIRegistry;
+  /** Signs page cursors; the same on every API process that serves the same clients. */
+  cursorSecret: string;
+  /** Epoch milliseconds that relative times (`7d`) and default ranges count back from. */
+  clock?: () => number;
+};
 
 const TaskIdParams = z.object({ taskId: TaskId });
 
-export function auditRouter({ ledger, openapi }: AuditRouterDeps): Router {
+const invalid = problemResponse('Invalid query: the problem names each bad parameter');
+
+export function auditRouter({ db, ledger, openapi, cursorSecret, clock = Date.now }: AuditRouterDeps): Router {
   const router = Router();
+  const audit = createAuditQueries(db);
+  const now = () => nowMicros(clock());
+  const page = (query: { limit: number; cursor?: string }) => ({
+    limit: query.limit,
+    ...(query.cursor === undefined ? {} : { after: decodeCursor(query.cursor, cursorSecret) }),
+  });
+  const pageBody = ({ rows, next }: AuditPage) => ({
+    rows,
+    nextCursor: next === null ? null : encodeCursor(next, cursorSecret),
+  });
+
+  openapi.registerPath({
+    method: 'get',
+    path: '/api/v1/audit',
+    summary: 'Ledger rows matching every given filter, newest first, a page at a time.',
+    description:
+      'Ordered by (createdAt, id) descending; pass nextCursor as cursor for the next page (keyset: rows ' +
+      'appended meanwhile never shift a page). Each row carries its inferred intents.',
+    request: { query: AuditQuery },
+    responses: { 200: { description: '{ rows, nextCursor }; nextCursor is null on the last page' }, 400: invalid },
+  });
+  router.get('/audit', async (req, res) => {
+    const query = parseOrThrow(AuditQuery, req.query);
+    res.json(pageBody(await audit.list(toAuditFilter(query, now()), page(query))));
+  });
+
+  openapi.registerPath({
+    method: 'get',
+    path: '/api/v1/audit/failures',
+    summary: 'Failed rows, newest first, a page at a time.',
+    request: { query: FailuresQuery },
+    responses: { 200: { description: '{ rows, nextCursor }' }, 400: invalid },
+  });
+  router.get('/audit/failures', async (req, res) => {
+    const query = parseOrThrow(FailuresQuery, req.query);
+    res.json(pageBody(await audit.failures(toAuditFilter(query, now()), page(query))));
+  });
+
+  openapi.registerPath({
+    method: 'get',
+    path: '/api/v1/audit/failures/summary',
+    summary: 'Failed rows in a range by failure class, of the whole ledger or one service.',
+    description: 'Range [from, to): to defaults to now, from to seven days before to. Exact at any range.',
+    request: { query: FailureSummaryQuery },
+    responses: { 200: { description: '{ from, to, total, byClass } with all five classes' }, 400: invalid },
+  });
+  router.get('/audit/failures/summary', async (req, res) => {
+    const query = parseOrThrow(FailureSummaryQuery, req.query);
+    res.json(await audit.failureSummary(toTimeRange(query, now()), query.service));
+  });
+
+  openapi.registerPath({
+    method: 'get',
+    path: '/api/v1/audit/by-service',
+    summary: 'Rows in a range per service and status.',
+    description:
+      'Range [from, to): to defaults to now, from to seven days before to. A row touching two services ' +
+      'counts for both; services without rows in the range are left out.',
+    request: { query: RangeQuery },
+    responses: { 200: { description: '{ from, to, services: [{ service, total, byStatus }] } by service name' }, 400: invalid },
+  });
+  router.get('/audit/by-service', async (req, res) => {
+    const query = parseOrThrow(RangeQuery, req.query);
+    res.json(await audit.byService(toTimeRange(query, now())));
+  });
+
+  openapi.registerPath({
+    method: 'get',
+    path: '/api/v1/audit/by-service/{service}',
+    summary: 'One service over a range: rows per status, intents, and its 20 newest rows in the range.',
+    description: 'Intents count tasks queued in the range, as /audit/intents does.',
+    request: { params: ServiceParams, query: RangeQuery },
+    responses: {
+      200: { description: '{ service, from, to, total, byStatus, intents, recent }' },
+      400: invalid,
+      404: problemResponse('The ledger has no row touching this service'),
+    },
+  });
+  router.get('/audit/by-service/:service', async (req, res) => {
+    const { service } = parseOrThrow(ServiceParams, req.params);
+    const query = parseOrThrow(RangeQuery, req.query);
+    const detail = await audit.serviceDetail(service, toTimeRange(query, now()));
+    if (!detail) throw new NotFoundError(`no ledger rows touch service ${service}`);
+    res.json(detail);
+  });
+
+  openapi.registerPath({
+    method: 'get',
+    path: '/api/v1/audit/intents',
+    summary: 'Inferred intents (<action>_<service>) of the tasks queued in a range, most frequent first.',
+    description:
+      'count is the number of tasks whose `queued` row (their first row, one per task) falls in [from, to); ' +
+      'a task touching two services has two intents. to defaults to now, from to seven days before to. ' +
+      'Sorted by count descending, then intent.',
+    request: { query: IntentsQuery },
+    responses: { 200: { description: '{ from, to, intents: [{ intent, action, service, count }] }' }, 400: invalid },
+  });
+  router.get('/audit/intents', async (req, res) => {
+    const query = parseOrThrow(IntentsQuery, req.query);
+    res.json(await audit.intents(toTimeRange(query, now()), { service: query.service, action: query.action }));
+  });
 
   openapi.registerPath({
     method: 'get',
@@ -25,7 +150,7 @@ export function auditRouter({ ledger, openapi }: AuditRouterDeps): Router {
     const { taskId } = parseOrThrow(TaskIdParams, req.params);
     const rows = await ledger.trail(taskId);
     if (rows.length === 0) throw new NotFoundError(`no ledger rows for task ${taskId}`);
-    res.json({ taskId, rows });
+    res.json({ taskId, rows: rows.map(withIntents) });
   });
 
   return router;

@@ -1,0 +1,363 @@
+import { inferIntents } from '../../workflows/intent';
+import { FAILURE_CLASSES, TASK_STATUSES, type FailureClass, type TaskStatus } from '../../workflows/types';
+import type { Db } from '../db/pool';
+import { floorDiv, MICROS_PER_HOUR, microsToIso, type AuditFilter, type TimeRange } from './auditFilters';
+import type { CursorPosition } from './cursor';
+import { LEDGER_COLUMNS, toLedgerRow, type LedgerRow } from './repository';
+
+/**
+ * The audit read side. Row lists walk tasks_created_at_id_idx (or, for failures, the partial
+ * tasks_failed_created_at_id_idx) backwards in (created_at, id) order and resume after a cursor
+ * position (keyset pagination, never OFFSET). Aggregates read the hourly running totals of
+ * sql/004_ledger_rollups.sql for the whole hours of a range and count the partial hours at its two
+ * ends from tasks itself, so they stay exact at any range.
+ */
+
+export type AuditRow = LedgerRow & { intents: string[] };
+export type AuditPage = { rows: AuditRow[]; next: CursorPosition | null };
+export type Page = { limit: number; after?: CursorPosition };
+
+export type StatusCounts = Record<TaskStatus, number>;
+export type ClassCounts = Record<FailureClass, number>;
+
+export interface FailureSummary {
+  from: string;
+  to: string;
+  total: number;
+  byClass: ClassCounts;
+}
+
+export interface ServiceCounts {
+  service: string;
+  total: number;
+  byStatus: StatusCounts;
+}
+
+export interface ByService {
+  from: string;
+  to: string;
+  services: ServiceCounts[];
+}
+
+export interface IntentCount {
+  intent: string;
+  action: string;
+  service: string;
+  count: number;
+}
+
+export interface ServiceDetail extends ServiceCounts {
+  from: string;
+  to: string;
+  intents: { intent: string; count: number }[];
+  recent: AuditRow[];
+}
+
+export interface IntentCounts {
+  from: string;
+  to: string;
+  intents: IntentCount[];
+}
+
+type RawLedgerRow = Parameters<typeof toLedgerRow>[0];
+
+const FAILED_ONLY = ['failed'] satisfies TaskStatus[];
+const RECENT_ROWS = 20;
+
+export function withIntents(row: LedgerRow): AuditRow {
+  return { ...row, intents: inferIntents(row.action, row.services) };
+}
+
+export function createAuditQueries(db: Db) {
+  async function listRows(filter: AuditFilter, page: Page): Promise<AuditPage> {
+    const params = new Params();
+    const where = conditions(filter, params);
+    if (page.after) {
+      where.push(`(t.created_at, t.id) < (${params.time(page.after.createdAtMicros)}, ${params.add(page.after.id)}::bigint)`);
+    }
+    // One row more than asked tells whether there is a next page.
+    const rows = await db.query<RawLedgerRow & { created_at_micros: string }>(
+      `SELECT ${LEDGER_COLUMNS}, (extract(epoch FROM t.created_at) * 1000000)::bigint::text AS created_at_micros
+       FROM tasks t
+       WHERE ${where.length > 0 ? where.join(' AND ') : 'true'}
+       ORDER BY t.created_at DESC, t.id DESC
+       LIMIT ${params.add(page.limit + 1)}`,
+      params.values,
+    );
+    const served = rows.slice(0, page.limit);
+    const last = served[served.length - 1];
+    return {
+      rows: served.map((row) => withIntents(toLedgerRow(row))),
+      next: rows.length > page.limit && last ? { createdAtMicros: BigInt(last.created_at_micros), id: last.id } : null,
+    };
+  }
+
+  async function countSeries(range: TimeRange, scope: Scope, edgeStatuses?: TaskStatus[]) {
+    const split = splitOnWholeHours(range);
+    const [result] = await db.query<{ whole: WholeRow[]; edges: EdgeRow[] }>(COUNT_SERIES_SQL, [
+      scope.kind,
+      scope.kind === 'service' ? scope.service : null,
+      microsToIso(split.whole.from),
+      microsToIso(split.whole.to),
+      ...split.edges.flatMap((edge) => [microsToIso(edge.from), microsToIso(edge.to)]),
+      edgeStatuses ?? null,
+    ]);
+    return seriesCounts(result?.whole ?? [], result?.edges ?? []);
+  }
+
+  return {
+    /** GET /audit: rows matching every filter, newest first. */
+    list: listRows,
+
+    /** GET /audit/failures: failed rows matching the filter, newest first. */
+    failures(filter: Omit<AuditFilter, 'statuses' | 'changed'>, page: Page): Promise<AuditPage> {
+      return listRows({ ...filter, statuses: FAILED_ONLY }, page);
+    },
+
+    /** Failed rows in the range by failure class, of the whole ledger or of one service. */
+    async failureSummary(range: TimeRange, service?: string): Promise<FailureSummary> {
+      const scope: Scope = service === undefined ? { kind: 'ledger' } : { kind: 'service', service };
+      const counts = (await countSeries(range, scope, FAILED_ONLY)).get(service ?? null);
+      return {
+        ...isoRange(range),
+        total: counts?.byStatus.failed ?? 0,
+        byClass: fill(FAILURE_CLASSES, counts?.failedByClass),
+      };
+    },
+
+    /** Rows in the range per service and status; a row touching two services counts for both. */
+    async byService(range: TimeRange): Promise<ByService> {
+      const counts = await countSeries(range, { kind: 'services' });
+      const services = [...counts]
+        .flatMap(([service, c]) => (service === null ? [] : [serviceCounts(service, c)]))
+        .filter((s) => s.total > 0)
+        .sort((a, b) => compareText(a.service, b.service));
+      return { ...isoRange(range), services };
+    },
+
+    /** One service over the range; undefined when the ledger has never had a row touching it. */
+    async serviceDetail(service: string, range: TimeRange): Promise<ServiceDetail | undefined> {
+      const counts = (await countSeries(range, { kind: 'service', service })).get(service);
+      if (!counts) return undefined;
+      const recent = await listRows({ services: [service], from: range.from, to: range.to }, { limit: RECENT_ROWS });
+      return {
+        ...isoRange(range),
+        ...serviceCounts(service, counts),
+        intents: intentCounts(service, counts)
+          .map(({ intent, count }) => ({ intent, count }))
+          .sort(byCountThenIntent),
+        recent: recent.rows,
+      };
+    },
+
+    /**
+     * Inferred intents of the tasks queued in the range: each task is counted once per service it
+     * touches, by its `queued` row (the first row of every task).
+     */
+    async intents(range: TimeRange, narrow: { service?: string; action?: string } = {}): Promise<IntentCounts> {
+      const scope: Scope = narrow.service === undefined ? { kind: 'services' } : { kind: 'service', service: narrow.service };
+      const counts = await countSeries(range, scope, ['queued']);
+      const intents = [...counts]
+        .flatMap(([service, c]) => (service === null ? [] : intentCounts(service, c)))
+        .filter((i) => narrow.action === undefined || i.action === narrow.action)
+        .sort(byCountThenIntent);
+      return { ...isoRange(range), intents };
+    },
+  };
+}
+
+export type AuditQueries = ReturnType<typeof createAuditQueries>;
+
+// ---------------------------------------------------------------------------------------------
+// Row filters
+
+const FINAL_ROW = `t.status IN ('succeeded', 'failed', 'cancelled', 'timed_out')`;
+// Lax jsonpath: a missing or non-numeric counts.changed is simply not > 0.
+const CHANGED_SOMETHING = `coalesce(t.outcome @? '$.counts.changed ? (@ > 0)', false)`;
+
+/** Numbered parameters for one statement. */
+class Params {
+  readonly values: unknown[] = [];
+
+  add(value: unknown): string {
+    this.values.push(value);
+    return `$${this.values.length}`;
+  }
+
+  /** An exact instant: ISO text with all six fraction digits, which PostgreSQL parses without loss. */
+  time(micros: bigint): string {
+    return `${this.add(microsToIso(micros))}::timestamptz`;
+  }
+}
+
+function conditions(filter: AuditFilter, params: Params): string[] {
+  const where: string[] = [];
+  if (filter.statuses) where.push(statusCondition(filter.statuses, params));
+  if (filter.services) where.push(`t.services_touched @> ${params.add(filter.services)}::text[]`);
+  for (const action of filter.actions ?? []) where.push(`t.action = ${params.add(action)}`);
+  if (filter.failureClass) where.push(`t.failure_class = ${params.add(filter.failureClass)}`);
+  if (filter.agent !== undefined) where.push(`t.agent = ${params.add(filter.agent)}`);
+  if (filter.taskId !== undefined) where.push(`t.task_id = ${params.add(filter.taskId)}`);
+  if (filter.changed !== undefined) where.push(`${FINAL_ROW} AND ${filter.changed ? '' : 'NOT '}${CHANGED_SOMETHING}`);
+  if (filter.from !== undefined) where.push(`t.created_at >= ${params.time(filter.from)}`);
+  if (filter.to !== undefined) where.push(`t.created_at < ${params.time(filter.to)}`);
+  return where;
+}
+
+function statusCondition(statuses: TaskStatus[], params: Params): string {
+  // Written out, so that the planner matches the partial index tasks_failed_created_at_id_idx
+  // (WHERE status = 'failed') whatever plan it makes; the value comes from the status enum.
+  if (statuses.length === 1 && statuses[0] === 'failed') return `t.status = 'failed'`;
+  return statuses.length === 1 ? `t.status = ${params.add(statuses[0])}` : `t.status = ANY (${params.add(statuses)}::text[])`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Aggregates
+
+/** Which series of ledger_count_series: the whole ledger (each row once), every service, or one. */
+type Scope = { kind: 'ledger' } | { kind: 'services' } | { kind: 'service'; service: string };
+
+type Counts = Record<string, number>;
+type SeriesCounts = { byStatus: Counts; failedByClass: Counts; queuedByAction: Counts };
+type WholeRow = {
+  service: string | null;
+  hi_status: Counts | null;
+  hi_failed: Counts | null;
+  hi_queued: Counts | null;
+  lo_status: Counts | null;
+  lo_failed: Counts | null;
+  lo_queued: Counts | null;
+};
+type EdgeRow = { service: string | null; status: TaskStatus; failure_class: FailureClass | null; action: string; n: number };
+
+/** $1 the scope kind, $2 the service of a one-service scope; column is the series' service. */
+const inScope = (column: string) =>
+  `CASE WHEN $1::text = 'ledger' THEN ${column} IS NULL
+        WHEN $1::text = 'services' THEN ${column} IS NOT NULL
+        ELSE ${column} = $2::text END`;
+
+/**
+ * One statement, so that the running totals and the edge rows come from the same snapshot.
+ * $1 scope kind, $2 service, [$3, $4) the whole hours, [$5, $6) and [$7, $8) the partial hours at
+ * the two ends, $9 the statuses the caller needs at the edges (NULL: all).
+ * The whole hours take two probes per series on the running totals' primary key (the newest row
+ * before each end); the edges are at most two hours of rows, found by tasks_created_at_id_idx.
+ */
+const COUNT_SERIES_SQL = `
+  WITH series AS (
+    SELECT series_id, service FROM ledger_count_series c WHERE ${inScope('c.service')}
+  ),
+  whole AS (
+    SELECT s.service,
+           hi.by_status AS hi_status, hi.failed_by_class AS hi_failed, hi.queued_by_action AS hi_queued,
+           lo.by_status AS lo_status, lo.failed_by_class AS lo_failed, lo.queued_by_action AS lo_queued
+    FROM series s
+    LEFT JOIN LATERAL (
+      SELECT r.by_status, r.failed_by_class, r.queued_by_action FROM ledger_running_totals r
+      WHERE r.series_id = s.series_id AND r.hour < $4::timestamptz
+      ORDER BY r.hour DESC LIMIT 1
+    ) AS hi ON true
+    LEFT JOIN LATERAL (
+      SELECT r.by_status, r.failed_by_class, r.queued_by_action FROM ledger_running_totals r
+      WHERE r.series_id = s.series_id AND r.hour < $3::timestamptz
+      ORDER BY r.hour DESC LIMIT 1
+    ) AS lo ON true
+  ),
+  edges AS (
+    SELECT s.service, t.status, t.failure_class, t.action, count(*)::int AS n
+    FROM tasks t
+    -- Each row once for the whole ledger (NULL) and once per service it touches.
+    CROSS JOIN LATERAL (
+      SELECT NULL::text
+      UNION ALL
+      SELECT u.service FROM unnest(t.services_touched) WITH ORDINALITY AS u(service, i)
+      WHERE u.service <> ALL (t.services_touched[:u.i - 1])
+    ) AS s(service)
+    WHERE ((t.created_at >= $5::timestamptz AND t.created_at < $6::timestamptz)
+        OR (t.created_at >= $7::timestamptz AND t.created_at < $8::timestamptz))
+      AND ($9::text[] IS NULL OR t.status = ANY ($9::text[]))
+      AND ${inScope('s.service')}
+    GROUP BY 1, 2, 3, 4
+  )
+  SELECT (SELECT coalesce(json_agg(whole), '[]') FROM whole) AS whole,
+         (SELECT coalesce(json_agg(edges), '[]') FROM edges) AS edges`;
+
+/**
+ * [from, to) as the whole UTC hours inside it plus the partial hours at both ends. A range within
+ * one hour (or two partial ones) has no whole hours: then it is all edge.
+ */
+export function splitOnWholeHours(range: TimeRange): { whole: TimeRange; edges: [TimeRange, TimeRange] } {
+  const firstWhole = -floorDiv(-range.from, MICROS_PER_HOUR) * MICROS_PER_HOUR;
+  const endWhole = floorDiv(range.to, MICROS_PER_HOUR) * MICROS_PER_HOUR;
+  if (firstWhole >= endWhole) {
+    return { whole: { from: range.to, to: range.to }, edges: [range, { from: range.to, to: range.to }] };
+  }
+  return {
+    whole: { from: firstWhole, to: endWhole },
+    edges: [
+      { from: range.from, to: firstWhole },
+      { from: endWhole, to: range.to },
+    ],
+  };
+}
+
+/** Per series: totals before the range's end minus totals before its start, plus the edge rows. */
+function seriesCounts(whole: WholeRow[], edges: EdgeRow[]): Map<string | null, SeriesCounts> {
+  const bySeries = new Map<string | null, SeriesCounts>();
+  for (const w of whole) {
+    bySeries.set(w.service, {
+      byStatus: difference(w.hi_status, w.lo_status),
+      failedByClass: difference(w.hi_failed, w.lo_failed),
+      queuedByAction: difference(w.hi_queued, w.lo_queued),
+    });
+  }
+  for (const e of edges) {
+    const counts = bySeries.get(e.service) ?? { byStatus: {}, failedByClass: {}, queuedByAction: {} };
+    bySeries.set(e.service, counts);
+    add(counts.byStatus, e.status, e.n);
+    if (e.status === 'failed' && e.failure_class) add(counts.failedByClass, e.failure_class, e.n);
+    if (e.status === 'queued' && e.service !== null) add(counts.queuedByAction, e.action, e.n);
+  }
+  return bySeries;
+}
+
+function difference(later: Counts | null, earlier: Counts | null): Counts {
+  const result: Counts = {};
+  for (const [name, n] of Object.entries(later ?? {})) {
+    const d = n - (earlier?.[name] ?? 0);
+    if (d !== 0) result[name] = d;
+  }
+  return result;
+}
+
+function add(counts: Counts, name: string, n: number): void {
+  counts[name] = (counts[name] ?? 0) + n;
+}
+
+function fill<K extends string>(keys: readonly K[], counts: Counts | undefined): Record<K, number> {
+  return Object.fromEntries(keys.map((k) => [k, counts?.[k] ?? 0])) as Record<K, number>;
+}
+
+function serviceCounts(service: string, counts: SeriesCounts): ServiceCounts {
+  const byStatus = fill(TASK_STATUSES, counts.byStatus);
+  return { service, total: Object.values(byStatus).reduce((a, b) => a + b, 0), byStatus };
+}
+
+function intentCounts(service: string, counts: SeriesCounts): IntentCount[] {
+  return Object.entries(counts.queuedByAction)
+    .filter(([, count]) => count > 0)
+    .map(([action, count]) => ({ intent: inferIntents(action, [service])[0]!, action, service, count }));
+}
+
+function byCountThenIntent(a: { intent: string; count: number }, b: { intent: string; count: number }): number {
+  return b.count - a.count || compareText(a.intent, b.intent);
+}
+
+/** Code-point order, the same on every machine (localeCompare depends on the locale). */
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function isoRange(range: TimeRange): { from: string; to: string } {
+  return { from: microsToIso(range.from), to: microsToIso(range.to) };
+}
