@@ -1,5 +1,6 @@
 import type { PoolClient } from 'pg';
 import type { Db } from '../db/pool';
+import type { HostCapacity } from './hostCapacity';
 import { pickAgent, pickAgentIgnoringCapacity, type AgentCapacity, type Needs } from './fit';
 
 /** LISTEN/NOTIFY channel that wakes the dispatcher: a heartbeat, a task end, a release. */
@@ -27,16 +28,11 @@ export type Admission =
   | ({ admitted: true } & Grant)
   | { admitted: false; reason: PauseReason; shortfall: string | null; position: number };
 
-export interface AgentReport {
+/** What an agent reports: its host's capacity, and where its tasks run. */
+export interface AgentReport extends HostCapacity {
   agentId: string;
   pool: string;
   taskQueue: string;
-  cpuCores: number;
-  loadPct: number;
-  memoryTotalMb: number;
-  memoryFreeMb: number;
-  gpuVramTotalMb: number | null;
-  gpuVramFreeMb: number | null;
   labels: Record<string, string>;
 }
 
