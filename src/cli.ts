@@ -35,6 +35,7 @@ program
       const api = `http://localhost:${config.PORT}`;
       printBanner([
         `API          ${api}/api/v1   (OpenAPI: ${api}/api/v1/openapi.json)`,
+        `Audit page   ${api}/audit`,
         `Health       ${api}/healthz  ${api}/readyz  ${api}/metrics`,
         `Admin token  ${token}   (kept in ${config.OPSLEDGER_DATA_DIR}/admin-token)`,
         `Temporal     ${temporal.address}${startTemporal ? ' (dev server, SQLite in the data folder)' : ''}`,

@@ -11,6 +11,7 @@ import { authenticate, requireRole, type TokenConfig } from './auth';
 import { buildOpenApiDocument, createOpenApiRegistry } from './openapi';
 import { problemHandler } from './problem';
 import { agentsRouter } from './routes/agents';
+import { auditPageRouter } from './routes/auditPage';
 import { auditRouter } from './routes/audit';
 import { dispatchRouter } from './routes/dispatch';
 import { healthRouter } from './routes/health';
@@ -47,6 +48,8 @@ export function createApp(deps: AppDeps): Express {
   });
 
   app.use(healthRouter(deps));
+  // The page is public; the data it shows needs the reader's own token.
+  app.use(auditPageRouter());
   app.use('/api/v1', tasksRouter({ ...deps, openapi }));
   app.use('/api/v1/audit', requireRole('viewer'));
   app.use('/api/v1', verifyRouter({ ...deps, openapi }));
