@@ -212,6 +212,7 @@ class TaskRun {
       case 'resume':
         await releaseHold(this.input.taskId);
         this.held = false;
+        this.state.waiting = { reason: 'capacity', shortfall: null };
         await this.record('resumed', { actor: cmd.by, outcome: { from: 'operator_hold' } });
         return undefined;
       case 'override': {

@@ -115,7 +115,9 @@ describe('admission, the pause queue and operator commands', () => {
     expect((await state(taskId)).status).toBe('paused');
     expect((await command(taskId, 'pause')).status).toBe(409);
 
-    expect((await command(taskId, 'resume', { by: 'bob' })).status).toBe(200);
+    const resumed = await command(taskId, 'resume', { by: 'bob' });
+    expect(resumed.status).toBe(200);
+    expect(resumed.json.waiting).toMatchObject({ reason: 'capacity' });
     const rows = await untilFinal(taskId);
     expect(rows.map((r) => `${r.status}:${r.actor}`)).toEqual([
       'queued:opsledger',
