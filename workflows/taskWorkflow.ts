@@ -322,7 +322,7 @@ class TaskRun {
     const mine = this.commandsSubmitted;
     this.commands.push(cmd);
     await condition(() => this.commandsDone >= mine);
-    return this.state;
+    return this.snapshot();
   }
 
   private async submitCancel(cmd: Extract<Command, { kind: 'cancel' }>): Promise<TaskState> {
@@ -330,9 +330,14 @@ class TaskRun {
       this.cancelledBy = new TaskCancelled(cmd.by, cmd.reason);
       this.executionScope?.cancel();
       await condition(() => this.phase === 'final');
-      return this.state;
+      return this.snapshot();
     }
     return this.submit(cmd);
+  }
+
+  /** The state as the command left it, not as it is when the answer is sent. */
+  private snapshot(): TaskState {
+    return JSON.parse(JSON.stringify(this.state)) as TaskState;
   }
 
   /** Commands that arrive as the task ends are answered with the final state. */

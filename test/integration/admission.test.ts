@@ -117,7 +117,8 @@ describe('admission, the pause queue and operator commands', () => {
 
     const resumed = await command(taskId, 'resume', { by: 'bob' });
     expect(resumed.status).toBe(200);
-    expect(resumed.json.waiting).toMatchObject({ reason: 'capacity' });
+    // Capacity is free, so the dispatcher may have taken it already: either way it is no longer held.
+    expect(resumed.json.waiting?.reason).not.toBe('operator_hold');
     const rows = await untilFinal(taskId);
     expect(rows.map((r) => `${r.status}:${r.actor}`)).toEqual([
       'queued:opsledger',
