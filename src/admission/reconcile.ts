@@ -14,7 +14,7 @@ export async function reconcileWithTemporal(opts: {
 }): Promise<{ removed: number; requeued: number }> {
   const { admission, temporal, pool } = opts;
   let removed = 0;
-  for (const taskId of await admission.trackedTasks()) {
+  for (const taskId of await admission.trackedTasks(pool)) {
     if (!(await isRunning(temporal, taskId))) {
       await admission.finish(taskId);
       removed += 1;
@@ -22,7 +22,7 @@ export async function reconcileWithTemporal(opts: {
   }
 
   let requeued = 0;
-  const tracked = new Set(await admission.trackedTasks());
+  const tracked = new Set(await admission.trackedTasks(pool));
   const waiting = temporal.workflow.list({
     query: `OpsStatus = 'paused' AND ExecutionStatus = 'Running' AND TaskQueue = '${pool.replace(/'/g, '')}'`,
   });

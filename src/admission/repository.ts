@@ -353,10 +353,13 @@ export function createAdmissionRepository(db: Db, settings: AdmissionSettings) {
       return rows.length > 0;
     },
 
-    /** Queue rows and reservations, for reconciliation with Temporal on start. */
-    async trackedTasks(): Promise<string[]> {
+    /** A pool's queue rows and reservations, for reconciliation with the Temporal server that runs its workflows. */
+    async trackedTasks(pool: string): Promise<string[]> {
       const rows = await db.query<{ task_id: string }>(
-        'SELECT task_id FROM pause_queue UNION SELECT task_id FROM reservations',
+        `SELECT task_id FROM pause_queue WHERE pool = $1
+         UNION
+         SELECT r.task_id FROM reservations r JOIN agents a ON a.agent_id = r.agent_id WHERE a.pool = $1`,
+        [pool],
       );
       return rows.map((r) => r.task_id);
     },
