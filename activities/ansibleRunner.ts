@@ -7,7 +7,7 @@ import type { Readable } from 'node:stream';
 import type { Json, PlaybookProgress, PlaybookRun } from '../workflows/types';
 import { AnsibleEventFold } from './ansibleEvents';
 import { PlaybookNotFoundError } from '../src/errors';
-import { killProcessGroup, processGroupRssBytes } from './processTree';
+import { killProcessGroup, sampleProcessGroup } from './processTree';
 
 export interface PlaybookRequest {
   taskId: string;
@@ -34,8 +34,8 @@ export interface AnsibleRunnerOptions {
   playbooksDir: string;
   outputTailLines: number;
   ansiblePlaybook?: string;
-  /** Reports GPU memory in use on this host, in MiB, or null where there is no GPU. */
-  gpuVramUsedMb?: () => Promise<number | null>;
+  /** GPU memory held per pid, in MiB, or null where there is no GPU (see hostCapacity.ts). */
+  gpuMemoryByPid?: () => Promise<Map<number, number> | null>;
 }
 
 // Runs the playbook as its child and reports the CPU time of the whole finished process tree
@@ -50,6 +50,7 @@ sys.exit(code if code >= 0 else 128 - code)
 `;
 
 const MEMORY_SAMPLE_MS = 250;
+const GPU_SAMPLE_EVERY = 4;
 
 export function createAnsibleRunner(options: AnsibleRunnerOptions): PlaybookRunner {
   const ansiblePlaybook = options.ansiblePlaybook ?? 'ansible-playbook';
@@ -67,11 +68,11 @@ export function createAnsibleRunner(options: AnsibleRunnerOptions): PlaybookRunn
         const args = ['-c', RUSAGE_WRAPPER, ansiblePlaybook, '-i', inventory, '-e', `@${varsFile}`];
         if (request.checkMode) args.push('--check');
         args.push(playbookPath);
-        const gpuBefore = (await options.gpuVramUsedMb?.()) ?? null;
-        const run = await spawnPlaybook(args, request, hooks, options.outputTailLines, path.dirname(playbookPath));
-        const gpuAfter = (await options.gpuVramUsedMb?.()) ?? null;
-        run.resources.gpuVramMb =
-          gpuBefore === null || gpuAfter === null ? null : Math.max(0, gpuAfter - gpuBefore, run.resources.gpuVramMb ?? 0);
+        const run = await spawnPlaybook(args, request, hooks, {
+          tailLines: options.outputTailLines,
+          cwd: path.dirname(playbookPath),
+          gpuMemoryByPid: options.gpuMemoryByPid,
+        });
         return redactSecrets(run, Object.values(request.secretVars));
       } finally {
         await fs.rm(varsDir, { recursive: true, force: true });
@@ -84,8 +85,7 @@ function spawnPlaybook(
   args: string[],
   request: PlaybookRequest,
   hooks: RunHooks,
-  tailLines: number,
-  cwd: string,
+  { tailLines, cwd, gpuMemoryByPid }: { tailLines: number; cwd: string; gpuMemoryByPid?: AnsibleRunnerOptions['gpuMemoryByPid'] },
 ): Promise<PlaybookRun> {
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint();
@@ -110,6 +110,9 @@ function spawnPlaybook(
     };
     let stopReason: 'timed_out' | 'cancelled' | undefined;
     let peakRss = 0;
+    // null until nvidia-smi answers: a host without a GPU reports no VRAM rather than zero.
+    let peakVramMb: number | null = null;
+    let gpuSamples = 0;
     let usage = '';
 
     const pgid = child.pid;
@@ -122,7 +125,16 @@ function spawnPlaybook(
       killProcessGroup(pgid);
     };
     const sampler = setInterval(() => {
-      peakRss = Math.max(peakRss, processGroupRssBytes(pgid));
+      const { pids, rssBytes } = sampleProcessGroup(pgid);
+      peakRss = Math.max(peakRss, rssBytes);
+      // nvidia-smi costs tens of milliseconds: ask it once a second.
+      if (gpuMemoryByPid && gpuSamples++ % GPU_SAMPLE_EVERY === 0) {
+        void gpuMemoryByPid().then((byPid) => {
+          if (byPid === null) return;
+          const held = pids.reduce((sum, pid) => sum + (byPid.get(pid) ?? 0), 0);
+          peakVramMb = Math.max(peakVramMb ?? 0, held);
+        });
+      }
     }, MEMORY_SAMPLE_MS);
     const timer = setTimeout(() => stop('timed_out'), request.timeoutS * 1000);
     const onAbort = () => stop('cancelled');
@@ -168,7 +180,7 @@ function spawnPlaybook(
           cpuTimeS: round(parseCpuTime(usage), 3),
           wallTimeS: round(wallTimeS, 3),
           peakMemoryMb: round(peakRss / 1024 / 1024, 1),
-          gpuVramMb: null,
+          gpuVramMb: peakVramMb,
           agentLoadPctAtDispatch: null,
         },
       });

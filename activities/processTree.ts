@@ -2,21 +2,24 @@ import fs from 'node:fs';
 
 const PAGE_SIZE = 4096;
 
-/** Resident memory, in bytes, of every live process in a process group (Linux /proc). */
-export function processGroupRssBytes(pgid: number): number {
-  let total = 0;
+/** The live processes of a process group and their resident memory in bytes (Linux /proc). */
+export function sampleProcessGroup(pgid: number): { pids: number[]; rssBytes: number } {
+  const sample = { pids: [] as number[], rssBytes: 0 };
   let entries: string[];
   try {
     entries = fs.readdirSync('/proc');
   } catch {
-    return 0;
+    return sample;
   }
   for (const entry of entries) {
     if (!/^\d+$/.test(entry)) continue;
     const stat = readStat(entry);
-    if (stat && stat.pgrp === pgid) total += stat.rssPages * PAGE_SIZE;
+    if (stat && stat.pgrp === pgid) {
+      sample.pids.push(Number(entry));
+      sample.rssBytes += stat.rssPages * PAGE_SIZE;
+    }
   }
-  return total;
+  return sample;
 }
 
 function readStat(pid: string): { pgrp: number; rssPages: number } | undefined {

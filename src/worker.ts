@@ -6,7 +6,7 @@ import { createActivities } from '../activities';
 import { createAnsibleRunner, type PlaybookRunner } from '../activities/ansibleRunner';
 import { startAgentReporter } from './admission/agentReporter';
 import { startDispatcher } from './admission/dispatcher';
-import { gpuVramUsedMb, probeHost, type HostCapacity } from './admission/hostCapacity';
+import { gpuMemoryByPid, probeHost, type HostCapacity } from './admission/hostCapacity';
 import { reconcileWithTemporal } from './admission/reconcile';
 import { createAdmissionRepository } from './admission/repository';
 import { agentTaskQueue, type Config } from './config';
@@ -78,7 +78,7 @@ export async function startOpsWorker(deps: OpsWorkerDeps): Promise<OpsWorker> {
       createAnsibleRunner({
         playbooksDir: config.OPSLEDGER_PLAYBOOKS_DIR,
         outputTailLines: config.OPSLEDGER_OUTPUT_TAIL_LINES,
-        gpuVramUsedMb,
+        gpuMemoryByPid,
       }),
     playbookTimeoutS: config.OPSLEDGER_PLAYBOOK_TIMEOUT_S,
     secretKey: config.OPSLEDGER_SECRET_KEY,

@@ -27,10 +27,29 @@ export async function probeHost(): Promise<HostCapacity> {
   };
 }
 
-/** GPU memory in use on this host, in MiB, or null where there is no NVIDIA GPU. */
-export async function gpuVramUsedMb(): Promise<number | null> {
-  const gpu = await nvidiaSmiMemory();
-  return gpu ? gpu.totalMb - gpu.freeMb : null;
+/**
+ * GPU memory each process holds, in MiB, by pid, or null where there is no NVIDIA GPU; used to
+ * attribute VRAM to one playbook's process tree rather than to the whole host.
+ */
+export function gpuMemoryByPid(): Promise<Map<number, number> | null> {
+  return new Promise((resolve) => {
+    execFile(
+      'nvidia-smi',
+      ['--query-compute-apps=pid,used_memory', '--format=csv,noheader,nounits'],
+      { timeout: 5000 },
+      (err, stdout) => resolve(err ? null : parseComputeApps(stdout)),
+    );
+  });
+}
+
+/** `nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader,nounits`: "413, 2566" lines. */
+export function parseComputeApps(text: string): Map<number, number> {
+  const byPid = new Map<number, number>();
+  for (const line of text.split('\n')) {
+    const [pid, mib] = line.split(',').map((v) => Number(v.trim()));
+    if (Number.isInteger(pid) && Number.isFinite(mib)) byPid.set(pid!, (byPid.get(pid!) ?? 0) + mib!);
+  }
+  return byPid;
 }
 
 /** MemAvailable counts reclaimable cache, which free memory alone would hide. */
