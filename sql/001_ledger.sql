@@ -108,3 +108,7 @@ CREATE INDEX tasks_status_created_at_idx ON tasks (status, created_at);
 CREATE INDEX tasks_services_touched_idx ON tasks USING gin (services_touched);
 CREATE INDEX tasks_failed_created_at_id_idx ON tasks (created_at, id) INCLUDE (failure_class)
   WHERE status = 'failed';
+-- failure_class is set only on final rows: without this the planner misjudged status with
+-- failure_class together (62 rows expected, 2,103 found) and picked the GIN index for
+-- "failures of one class on one service" (43-69 ms instead of 3-6 ms).
+CREATE STATISTICS tasks_status_failure_class (mcv, dependencies) ON status, failure_class FROM tasks;
