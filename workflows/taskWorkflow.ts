@@ -81,6 +81,8 @@ class TaskRun {
   private executionScope?: CancellationScope;
   private cancelledBy?: TaskCancelled;
   private lastRecorded?: TaskStatus;
+  /** Why the previous run was lost to infrastructure, for the next `dispatched` row. */
+  private lostRun?: string;
 
   constructor(private readonly input: TaskWorkflowInput) {
     this.state = {
@@ -242,7 +244,12 @@ class TaskRun {
     await this.record('dispatched', {
       agent: grant.agentId,
       actor: grant.overridden ? 'operator' : 'dispatcher',
-      outcome: { attempt: this.state.attempt, loadPctAtDispatch: grant.loadPctAtDispatch, overridden: grant.overridden },
+      outcome: {
+        attempt: this.state.attempt,
+        loadPctAtDispatch: grant.loadPctAtDispatch,
+        overridden: grant.overridden,
+        ...(this.lostRun ? { previousAttemptLost: this.lostRun } : {}),
+      },
     });
 
     const { runPlaybook } = proxyActivities<Activities>({
@@ -279,6 +286,7 @@ class TaskRun {
       const failureClass = classifyActivityFailure(err);
       const failure = { message: failureMessage(err), stack: (err as Error).stack, context: { agent: grant.agentId, attempt: this.state.attempt, plan: planOf(this.input) } };
       if (failureClass === 'infrastructure' && this.state.attempt < this.input.runtime.maxInfraAttempts) {
+        this.lostRun = `attempt ${this.state.attempt} on ${grant.agentId}: ${failure.message}`;
         await finishTask(this.input.taskId);
         this.phase = 'admission';
         this.state.status = 'queued';

@@ -66,8 +66,10 @@ describe('restarts lose no task and duplicate no row', () => {
       const rows = await untilFinal(stack, taskId);
       expect(rows.filter((r) => FINAL.includes(r.status))).toHaveLength(1);
       expect(rows[rows.length - 1]!.status).toBe('succeeded');
-      const dispatched = rows.filter((r) => r.status === 'dispatched').map((r) => r.outcome.attempt);
-      expect(dispatched).toEqual([1, 2]);
+      const dispatched = rows.filter((r) => r.status === 'dispatched');
+      expect(dispatched.map((r) => r.outcome.attempt)).toEqual([1, 2]);
+      // The trail says why a second run was needed.
+      expect(dispatched[1]!.outcome.previousAttemptLost).toMatch(/^attempt 1 on agent-\w+: .*(timeout|Heartbeat)/i);
     } finally {
       if (second) {
         const exited = new Promise((resolve) => second!.once('exit', resolve));

@@ -1,0 +1,110 @@
+import fs from 'node:fs';
+import os from 'node:os';
+
+/** Linux reports process and machine CPU time in USER_HZ ticks, 100 a second on every mainstream build. */
+const MS_PER_TICK = 10;
+
+/**
+ * CPU time in ms: this process, the bench's dev server, its PostgreSQL backends, the whole
+ * machine. From cpuTotals, time spent so far; from cpuBetween, time spent in between.
+ */
+export type CpuTotals = {
+  self: number;
+  devServer: number | null;
+  postgres: number | null;
+  machineBusy: number;
+  machineAll: number;
+  /** Each dev server and backend process by pid (readings only), so cpuBetween can match them. */
+  processes?: { devServer: Map<string, number>; postgres: Map<string, number> };
+};
+
+/**
+ * Where a run's CPU went, read from /proc: the dev server is the process whose command line names
+ * the bench's SQLite file, PostgreSQL the backends connected to the bench's database. Machine
+ * busy time shows how much else was running on this shared host.
+ */
+export function cpuTotals(match: { devServer: string; postgres: string }): CpuTotals {
+  const devServer = new Map<string, number>();
+  const postgres = new Map<string, number>();
+  for (const pid of processIds()) {
+    const cmdline = readOr(`/proc/${pid}/cmdline`).replace(/\0/g, ' ');
+    if (cmdline.includes(match.devServer) && cmdline.includes('start-dev')) devServer.set(pid, processMs(pid));
+    else if (cmdline.startsWith('postgres: ') && cmdline.includes(` ${match.postgres} `)) postgres.set(pid, processMs(pid));
+  }
+  const usage = process.cpuUsage();
+  return {
+    self: (usage.user + usage.system) / 1000,
+    devServer: devServer.size ? sum(devServer.values()) : null,
+    postgres: postgres.size ? sum(postgres.values()) : null,
+    ...machineMs(),
+    processes: { devServer, postgres },
+  };
+}
+
+/**
+ * CPU used between two readings, process by process. A process that ended in between is not
+ * counted (its time is gone from /proc), so the PostgreSQL figure is a lower bound when the pool
+ * closed connections meanwhile.
+ */
+export function cpuBetween(before: CpuTotals, after: CpuTotals): CpuTotals {
+  const used = (kind: 'devServer' | 'postgres') => {
+    const [b, a] = [before.processes?.[kind], after.processes?.[kind]];
+    if (!b || !a) return before[kind] === null || after[kind] === null ? null : Math.max(0, after[kind] - before[kind]);
+    return a.size === 0 ? null : sum([...a].map(([pid, ms]) => ms - (b.get(pid) ?? 0)));
+  };
+  return {
+    self: after.self - before.self,
+    devServer: used('devServer'),
+    postgres: used('postgres'),
+    machineBusy: after.machineBusy - before.machineBusy,
+    machineAll: after.machineAll - before.machineAll,
+  };
+}
+
+/** "CPU ms a task: bench process 40, dev server 30, postgres 12; machine 95% busy, 40% by other processes". */
+export function describeCpu(used: CpuTotals, tasks: number): string {
+  const perTask = (ms: number | null) => (ms === null ? 'n/a' : (ms / tasks).toFixed(1));
+  const busyPct = (100 * used.machineBusy) / used.machineAll;
+  const ours = used.self + (used.devServer ?? 0) + (used.postgres ?? 0);
+  const othersPct = (100 * Math.max(0, used.machineBusy - ours)) / used.machineAll;
+  return (
+    `CPU ms a task: bench process ${perTask(used.self)}, dev server ${perTask(used.devServer)}, postgres ${perTask(used.postgres)};` +
+    ` machine (${os.availableParallelism()} cores) ${busyPct.toFixed(0)}% busy, ${othersPct.toFixed(0)}% by other processes`
+  );
+}
+
+function sum(values: Iterable<number>): number {
+  let total = 0;
+  for (const value of values) total += value;
+  return total;
+}
+
+function processIds(): string[] {
+  try {
+    return fs.readdirSync('/proc').filter((name) => /^\d+$/.test(name));
+  } catch {
+    return []; // no /proc (not Linux): only this process's own figure
+  }
+}
+
+function processMs(pid: string): number {
+  // Fields after the parenthesised command name: state is 3rd, utime 14th, stime 15th.
+  const stat = readOr(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11] ?? 0) + Number(fields[12] ?? 0)) * MS_PER_TICK;
+}
+
+function machineMs(): { machineBusy: number; machineAll: number } {
+  const ticks = (readOr('/proc/stat').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
+  const all = ticks.slice(0, 8).reduce((sum, t) => sum + t, 0);
+  const idle = (ticks[3] ?? 0) + (ticks[4] ?? 0);
+  return { machineBusy: (all - idle) * MS_PER_TICK, machineAll: all * MS_PER_TICK };
+}
+
+function readOr(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return ''; // the process ended while we looked
+  }
+}

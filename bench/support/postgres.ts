@@ -1,0 +1,65 @@
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { Client } from 'pg';
+import { startEmbeddedPostgres } from '../../src/db/embeddedPostgres';
+
+const LOCAL_POSTGRES = 'postgresql://postgres@127.0.0.1:5432/postgres';
+
+/**
+ * The server a bench makes its scratch database on: DATABASE_URL's, else a local one on 5432 if
+ * it answers, else an embedded PostgreSQL in a temporary folder (stopped and removed by `stops`).
+ */
+export async function choosePostgres(stops: (() => Promise<void>)[]): Promise<{ serverUrl: string; postgres: string }> {
+  if (process.env.DATABASE_URL) return { serverUrl: process.env.DATABASE_URL, postgres: "DATABASE_URL's server" };
+  if (await answers(LOCAL_POSTGRES)) return { serverUrl: LOCAL_POSTGRES, postgres: 'local PostgreSQL on 127.0.0.1:5432' };
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'opsledger-bench-pg-'));
+  fs.chmodSync(scratch, 0o755); // an embedded PostgreSQL runs as the 'postgres' user when we are root
+  stops.push(async () => fs.rmSync(scratch, { recursive: true, force: true }));
+  const pg = await startEmbeddedPostgres({ dataDir: scratch, port: await freePort(), database: 'postgres' });
+  stops.push(pg.stop);
+  return { serverUrl: pg.url, postgres: 'embedded PostgreSQL' };
+}
+
+async function answers(url: string): Promise<boolean> {
+  const client = new Client({ connectionString: url, connectionTimeoutMillis: 2000 });
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+export async function dropDatabase(adminUrl: string, database: string): Promise<void> {
+  const client = new Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    await client.query(`DROP DATABASE IF EXISTS "${database.replace(/"/g, '""')}" WITH (FORCE)`);
+  } finally {
+    await client.end();
+  }
+}
+
+export function withDatabase(url: string, database: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${database}`;
+  return parsed.toString();
+}
+
+/** A port that was free a moment ago (the OS picks it). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
