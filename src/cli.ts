@@ -9,7 +9,7 @@ import { ApiError } from './client/apiClient';
 import { Lifecycle } from './lifecycle';
 import { logger } from './logger';
 import { ensureTemporalCli, TemporalCliUnavailable } from './temporal/cli';
-import { openDb, provideDatabase, provideDevSecrets, provideTemporalDevServer, runMigrations, startApi, startWorker } from './stack';
+import { openDb, provideDatabase, devDefaults, provideTemporalDevServer, runMigrations, startApi, startWorker } from './stack';
 
 const program = new Command()
   .name('opsledger')
@@ -22,7 +22,7 @@ program
   )
   .action(() =>
     runUntilSignal(async (configured, lifecycle) => {
-      const { token, config } = provideDevSecrets(configured);
+      const { token, config } = devDefaults(configured);
       const startTemporal = process.env.TEMPORAL_ADDRESS === undefined;
       const dbUrl = await provideDatabase(config, lifecycle);
       await runMigrations(dbUrl);
@@ -40,6 +40,7 @@ program
         `Admin token  ${token}   (kept in ${config.OPSLEDGER_DATA_DIR}/admin-token)`,
         `Temporal     ${temporal.address}${startTemporal ? ' (dev server, SQLite in the data folder)' : ''}`,
         `Temporal UI  ${temporal.uiUrl ?? '(external server: see its own UI)'}`,
+        `Admission    agents above ${config.OPSLEDGER_LOAD_THRESHOLD_PCT}% load take no task (OPSLEDGER_LOAD_THRESHOLD_PCT)`,
         `Data folder  ${config.OPSLEDGER_DATA_DIR}`,
         'Ctrl-C stops everything.',
       ]);

@@ -68,15 +68,25 @@ export async function startWorker(config: Config, db: Db, address: string, lifec
   });
 }
 
+/** Load % `opsledger dev` admits up to unless told otherwise: its one agent also runs the whole stack. */
+export const DEV_LOAD_THRESHOLD_PCT = 200;
+
 /**
  * `opsledger dev` needs no set-up: it keeps a local admin token (its hash joins the configured
- * tokens) and a key for sealing secrets in the data folder, both 0600.
+ * tokens) and a key for sealing secrets in the data folder, both 0600. Its only agent is the
+ * machine that also runs PostgreSQL, Temporal and the API, whose start alone can hold a
+ * two-core machine above 80% load, so it admits up to DEV_LOAD_THRESHOLD_PCT unless
+ * OPSLEDGER_LOAD_THRESHOLD_PCT is set.
  */
-export function provideDevSecrets(config: Config): { token: string; config: Config } {
+export function devDefaults(config: Config, env: NodeJS.ProcessEnv = process.env): { token: string; config: Config } {
   const token = keptInDataDir(config, 'admin-token', newToken);
   const tokens = [...config.OPSLEDGER_TOKENS, { name: 'dev-admin', role: 'admin' as const, sha256: hashToken(token) }];
   const secretKey = config.OPSLEDGER_SECRET_KEY ?? keptInDataDir(config, 'secret-key', () => crypto.randomBytes(32).toString('base64url'));
-  return { token, config: { ...config, OPSLEDGER_TOKENS: tokens, OPSLEDGER_SECRET_KEY: secretKey } };
+  const loadThreshold = env.OPSLEDGER_LOAD_THRESHOLD_PCT ? config.OPSLEDGER_LOAD_THRESHOLD_PCT : DEV_LOAD_THRESHOLD_PCT;
+  return {
+    token,
+    config: { ...config, OPSLEDGER_TOKENS: tokens, OPSLEDGER_SECRET_KEY: secretKey, OPSLEDGER_LOAD_THRESHOLD_PCT: loadThreshold },
+  };
 }
 
 function keptInDataDir(config: Config, name: string, make: () => string): string {
