@@ -168,12 +168,10 @@ class TaskRun {
         }
         if (grant) return grant;
       }
-      if (this.grant && this.held) {
-        // The dispatcher granted just before the hold: give the reservation back.
-        this.grant = undefined;
-        await finishTask(this.input.taskId);
-      }
-      if (this.grant) return this.resumedByDispatcher(this.grant);
+      const grant = this.grant;
+      this.grant = undefined;
+      // A grant signalled just before a hold is dropped: the hold already gave its reservation back.
+      if (grant && !this.held) return this.resumedByDispatcher(grant);
       if (needsAdmission && !this.held) {
         needsAdmission = false;
         const admission = await admit(this.admissionRequest());
