@@ -1,9 +1,6 @@
 import { Client } from 'pg';
-import { ensureDatabase } from '../../src/db/embeddedPostgres';
-import { migrate } from '../../src/db/migrate';
-import { choosePostgres, dropDatabase, withDatabase } from '../support/postgres';
-
-const EXIT_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
+import { cleanupOnExit } from '../support/cleanup';
+import { createBenchDatabase } from '../support/postgres';
 
 export type LedgerBenchDatabase = {
   /** The bench's own fresh, migrated database, as its owner. */
@@ -22,38 +19,9 @@ export type LedgerBenchDatabase = {
  * Temporal dev server: the ledger bench only needs PostgreSQL. Ctrl-C or a crash still drops it.
  */
 export async function startLedgerBenchDatabase(): Promise<LedgerBenchDatabase> {
-  const stops: (() => Promise<void>)[] = [];
-  let closing: Promise<void> | undefined;
-  const close = () =>
-    (closing ??= (async () => {
-      for (const signal of EXIT_SIGNALS) process.off(signal, onSignal);
-      process.off('uncaughtException', onCrash);
-      process.off('unhandledRejection', onCrash);
-      for (const stop of stops.reverse()) {
-        await stop().catch((err: Error) => console.error(`cleanup step failed: ${err.message}`));
-      }
-    })());
-  const onSignal = (signal: NodeJS.Signals) => {
-    console.error(`${signal}: dropping the ledger bench database`);
-    void close().then(() => process.exit(130));
-  };
-  const onCrash = (err: unknown) => {
-    console.error(`ledger bench crashed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    void close().then(() => process.exit(1));
-  };
-  for (const signal of EXIT_SIGNALS) process.on(signal, onSignal);
-  process.on('uncaughtException', onCrash);
-  process.on('unhandledRejection', onCrash);
-
+  const { stops, close } = cleanupOnExit('the ledger bench: dropping its database');
   try {
-    const { serverUrl, postgres } = await choosePostgres(stops);
-    const name = `opsledger_ledgerbench_${Date.now()}`;
-    const adminUrl = withDatabase(serverUrl, 'postgres');
-    await ensureDatabase(adminUrl, name);
-    stops.push(() => dropDatabase(adminUrl, name));
-    const url = withDatabase(serverUrl, name);
-    await migrate(url);
-    return { url, name, postgres, close };
+    return { ...(await createBenchDatabase(stops, 'opsledger_ledgerbench')), close };
   } catch (err) {
     await close();
     throw err;

@@ -3,7 +3,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
-import { startEmbeddedPostgres } from '../../src/db/embeddedPostgres';
+import { ensureDatabase, startEmbeddedPostgres } from '../../src/db/embeddedPostgres';
+import { migrate } from '../../src/db/migrate';
 
 const LOCAL_POSTGRES = 'postgresql://postgres@127.0.0.1:5432/postgres';
 
@@ -22,6 +23,21 @@ export async function choosePostgres(stops: (() => Promise<void>)[]): Promise<{ 
   return { serverUrl: pg.url, postgres: 'embedded PostgreSQL' };
 }
 
+/** A fresh database `<prefix>_<time>`, migrated, dropped WITH (FORCE) by `stops`. */
+export async function createBenchDatabase(
+  stops: (() => Promise<void>)[],
+  prefix: string,
+): Promise<{ url: string; name: string; postgres: string }> {
+  const { serverUrl, postgres } = await choosePostgres(stops);
+  const name = `${prefix}_${Date.now()}`;
+  const adminUrl = withDatabase(serverUrl, 'postgres');
+  await ensureDatabase(adminUrl, name);
+  stops.push(() => dropDatabase(adminUrl, name));
+  const url = withDatabase(serverUrl, name);
+  await migrate(url);
+  return { url, name, postgres };
+}
+
 async function answers(url: string): Promise<boolean> {
   const client = new Client({ connectionString: url, connectionTimeoutMillis: 2000 });
   try {
@@ -35,7 +51,7 @@ async function answers(url: string): Promise<boolean> {
   }
 }
 
-export async function dropDatabase(adminUrl: string, database: string): Promise<void> {
+async function dropDatabase(adminUrl: string, database: string): Promise<void> {
   const client = new Client({ connectionString: adminUrl });
   await client.connect();
   try {
@@ -45,7 +61,7 @@ export async function dropDatabase(adminUrl: string, database: string): Promise<
   }
 }
 
-export function withDatabase(url: string, database: string): string {
+function withDatabase(url: string, database: string): string {
   const parsed = new URL(url);
   parsed.pathname = `/${database}`;
   return parsed.toString();

@@ -1,19 +1,16 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ensureDatabase } from '../../src/db/embeddedPostgres';
-import { migrate } from '../../src/db/migrate';
 import { ensureTemporalCli } from '../../src/temporal/cli';
 import { startTemporalDevServer } from '../../src/temporal/devServer';
-import { choosePostgres, dropDatabase, freePort, withDatabase } from './postgres';
-
-const EXIT_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
+import { cleanupOnExit } from './cleanup';
+import { createBenchDatabase, freePort } from './postgres';
 
 export type BenchServices = {
   /** The bench's own fresh, migrated database, as its owner. */
   databaseUrl: string;
   temporalAddress: string;
-  /** Throwaway folder: dev server SQLite file and log, bundles, embedded PostgreSQL. */
+  /** Throwaway folder: the dev server's SQLite file and log, the bundles. */
   scratch: string;
   /** The bench database's name. */
   database: string;
@@ -30,39 +27,10 @@ export type BenchServices = {
  */
 export async function startBenchServices(): Promise<BenchServices> {
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'opsledger-bench-'));
-  fs.chmodSync(scratch, 0o755); // an embedded PostgreSQL runs as the 'postgres' user when we are root
-  const stops: (() => Promise<void>)[] = [async () => fs.rmSync(scratch, { recursive: true, force: true })];
-  let closing: Promise<void> | undefined;
-  const close = () =>
-    (closing ??= (async () => {
-      for (const signal of EXIT_SIGNALS) process.off(signal, onSignal);
-      process.off('uncaughtException', onCrash);
-      process.off('unhandledRejection', onCrash);
-      for (const stop of stops.reverse()) {
-        await stop().catch((err: Error) => console.error(`cleanup step failed: ${err.message}`));
-      }
-    })());
-  // Ctrl-C, or an exception nothing caught, mid-run still drops the database and stops the dev server.
-  const onSignal = (signal: NodeJS.Signals) => {
-    console.error(`${signal}: stopping the bench's services`);
-    void close().then(() => process.exit(130));
-  };
-  const onCrash = (err: unknown) => {
-    console.error(`bench crashed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    void close().then(() => process.exit(1));
-  };
-  for (const signal of EXIT_SIGNALS) process.on(signal, onSignal);
-  process.on('uncaughtException', onCrash);
-  process.on('unhandledRejection', onCrash);
-
+  const { stops, close } = cleanupOnExit("the bench's services");
+  stops.push(async () => fs.rmSync(scratch, { recursive: true, force: true }));
   try {
-    const { serverUrl, postgres } = await choosePostgres(stops);
-    const database = `opsledger_bench_${Date.now()}`;
-    const adminUrl = withDatabase(serverUrl, 'postgres');
-    await ensureDatabase(adminUrl, database);
-    stops.push(() => dropDatabase(adminUrl, database));
-    const databaseUrl = withDatabase(serverUrl, database);
-    await migrate(databaseUrl);
+    const { url: databaseUrl, name: database, postgres } = await createBenchDatabase(stops, 'opsledger_bench');
 
     const cli = await ensureTemporalCli(process.env.TEMPORAL_CLI);
     const temporal = await startTemporalDevServer({
