@@ -1,6 +1,6 @@
 import type { Client } from 'pg';
 import type { Db } from '../../src/db/pool';
-import { createLedgerRepository, LEDGER_COLUMNS } from '../../src/ledger/repository';
+import { appendStatement, appendValues, createLedgerRepository } from '../../src/ledger/repository';
 import { ACTIONS } from '../../src/tasks/schema';
 import type { LedgerEntry } from '../../workflows/types';
 import { cpuBetween, type CpuTotals } from '../support/cpu';
@@ -47,24 +47,9 @@ export async function createPlainTwin(owner: Client): Promise<{ rows: number; ms
   return { rows: copied.rowCount ?? 0, ms: performance.now() - started };
 }
 
-/** The repository's append statement (src/ledger/repository.ts), aimed at the twin. */
+/** The repository's own append statement, aimed at the twin. */
 function plainAppender(db: Db): (entry: LedgerEntry) => Promise<unknown> {
-  return (entry) =>
-    db.query(
-      `INSERT INTO tasks_plain (task_id, run_id, seq, status, action, services_touched, agent, actor,
-                                plan, outcome, resources_used, failure, failure_class)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-       RETURNING ${LEDGER_COLUMNS}`,
-      [
-        entry.taskId, entry.runId, entry.seq, entry.status, entry.action, entry.services, entry.agent ?? null,
-        entry.actor, jsonb(entry.plan), jsonb(entry.outcome), jsonb(entry.resourcesUsed),
-        jsonb(entry.failure), entry.failureClass ?? null,
-      ],
-    );
-}
-
-function jsonb(value: unknown): string | null {
-  return value === undefined || value === null ? null : JSON.stringify(value);
+  return (entry) => db.query(appendStatement('tasks_plain'), appendValues(entry));
 }
 
 export type InsertFigures = {

@@ -46,6 +46,25 @@ export function toLedgerRow(r: RawRow): LedgerRow {
   };
 }
 
+/**
+ * The append's INSERT, against the ledger or (for the benchmark's baseline) a twin table of the
+ * same shape; the chain columns and times are the trigger's to fill.
+ */
+export function appendStatement(table: 'tasks' | 'tasks_plain'): string {
+  return `INSERT INTO ${table} (task_id, run_id, seq, status, action, services_touched, agent, actor,
+                        plan, outcome, resources_used, failure, failure_class)
+   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+   RETURNING ${LEDGER_COLUMNS}`;
+}
+
+export function appendValues(entry: LedgerEntry): unknown[] {
+  return [
+    entry.taskId, entry.runId, entry.seq, entry.status, entry.action, entry.services, entry.agent ?? null,
+    entry.actor, jsonb(entry.plan), jsonb(entry.outcome), jsonb(entry.resourcesUsed),
+    jsonb(entry.failure), entry.failureClass ?? null,
+  ];
+}
+
 export function createLedgerRepository(db: Db) {
   return {
     /**
@@ -53,17 +72,7 @@ export function createLedgerRepository(db: Db) {
      * chain trigger and answers the row already recorded.
      */
     async append(entry: LedgerEntry): Promise<LedgerRow> {
-      const inserted = await db.query<RawRow>(
-        `INSERT INTO tasks (task_id, run_id, seq, status, action, services_touched, agent, actor,
-                            plan, outcome, resources_used, failure, failure_class)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-         RETURNING ${LEDGER_COLUMNS}`,
-        [
-          entry.taskId, entry.runId, entry.seq, entry.status, entry.action, entry.services, entry.agent ?? null,
-          entry.actor, jsonb(entry.plan), jsonb(entry.outcome), jsonb(entry.resourcesUsed),
-          jsonb(entry.failure), entry.failureClass ?? null,
-        ],
-      );
+      const inserted = await db.query<RawRow>(appendStatement('tasks'), appendValues(entry));
       const row = inserted[0] ?? (await this.row(entry.taskId, entry.seq));
       if (!row) throw new Error(`ledger append of ${entry.taskId}#${entry.seq} left no row`);
       return toLedgerRow(row as RawRow);
