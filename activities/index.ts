@@ -86,7 +86,7 @@ async function nonRetryableWhereHopeless<T>(work: () => Promise<T>): Promise<T> 
   try {
     return await work();
   } catch (err) {
-    if (err instanceof OpsError && err.nonRetryable) {
+    if (err instanceof OpsError) {
       throw ApplicationFailure.create({ message: err.message, type: err.name, nonRetryable: true, cause: err });
     }
     throw err;

@@ -1,16 +1,12 @@
 /**
- * The error vocabulary: one class per failure class. The API maps each once to problem+json
- * (src/api/problem.ts); activities turn the non-retryable ones into ApplicationFailures.
+ * The error vocabulary: one class per failure class, each a failure that retrying the same call
+ * cannot fix. The API maps each once to problem+json (src/api/problem.ts); activities turn them
+ * into non-retryable ApplicationFailures.
  */
 export abstract class OpsError extends Error {
   abstract readonly status: number;
   abstract readonly title: string;
-  /** Retrying the same call cannot succeed. */
-  readonly nonRetryable: boolean = true;
-  constructor(
-    message: string,
-    readonly details: Record<string, unknown> = {},
-  ) {
+  constructor(message: string) {
     super(message);
     this.name = new.target.name;
   }
@@ -22,7 +18,7 @@ export class ValidationError extends OpsError {
   readonly status = 400;
   readonly title = 'Invalid request';
   constructor(readonly issues: FieldIssue[]) {
-    super(issues.map((i) => `${i.field}: ${i.message}`).join('; '), { issues });
+    super(issues.map((i) => `${i.field}: ${i.message}`).join('; '));
   }
 }
 
@@ -55,10 +51,4 @@ export class UnauthorizedError extends OpsError {
 export class ForbiddenError extends OpsError {
   readonly status = 403;
   readonly title = 'Forbidden';
-}
-
-export class DependencyUnavailableError extends OpsError {
-  readonly status = 503;
-  readonly title = 'Dependency unavailable';
-  override readonly nonRetryable = false;
 }
