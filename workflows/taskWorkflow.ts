@@ -204,7 +204,6 @@ class TaskRun {
         await holdTask(this.admissionRequest(), cmd.by);
         this.held = true;
         this.grant = undefined;
-        this.state.status = 'paused';
         this.state.waiting = { reason: 'operator_hold', shortfall: null, heldBy: cmd.by };
         this.setStatus('paused');
         await this.record('paused', { actor: cmd.by, outcome: { reason: 'operator_hold', note: cmd.reason ?? null } });
@@ -287,7 +286,8 @@ class TaskRun {
         this.lostRun = `attempt ${this.state.attempt} on ${grant.agentId}: ${failure.message}`;
         await finishTask(this.input.taskId);
         this.phase = 'admission';
-        this.state.status = 'queued';
+        // Back to admission: the Temporal UI's OpsStatus must not keep saying `running`.
+        this.setStatus('queued');
         return undefined;
       }
       return this.finish('failed', { agent: grant.agentId, failure, failureClass });
