@@ -10,6 +10,9 @@ export type TaskStatus = (typeof TASK_STATUSES)[number];
 
 export const FINAL_STATUSES: readonly TaskStatus[] = ['succeeded', 'failed', 'cancelled', 'timed_out'];
 
+/** Final rows that did not succeed: the failures that audit queries list and count by class. */
+export const FAILURE_STATUSES = ['failed', 'timed_out', 'cancelled'] as const satisfies readonly TaskStatus[];
+
 export const FAILURE_CLASSES = [
   'resource_constraint', 'application_error', 'infrastructure', 'timeout', 'cancelled',
 ] as const;

@@ -1,13 +1,13 @@
 import { inferIntents } from '../../workflows/intent';
-import { FAILURE_CLASSES, TASK_STATUSES, type FailureClass, type TaskStatus } from '../../workflows/types';
+import { FAILURE_CLASSES, FAILURE_STATUSES, TASK_STATUSES, type FailureClass, type TaskStatus } from '../../workflows/types';
 import type { Db } from '../db/pool';
 import { floorDiv, MICROS_PER_HOUR, microsToIso, type AuditFilter, type TimeRange } from './auditFilters';
 import type { CursorPosition } from './cursor';
 import { LEDGER_COLUMNS, toLedgerRow, type LedgerRow } from './repository';
 
 /**
- * The audit read side. Row lists walk tasks_created_at_id_idx (or, for failures, the partial
- * tasks_failed_created_at_id_idx) backwards in (created_at, id) order and resume after a cursor
+ * The audit read side. Row lists walk an index ending in (created_at, id) backwards (the time
+ * index, or the failures' partial ones of sql/008_ledger_failures.sql) and resume after a cursor
  * position (keyset pagination, never OFFSET). Aggregates read the hourly running totals of
  * sql/004_ledger_rollups.sql for the whole hours of a range and count the partial hours at its two
  * ends from tasks itself, so they stay exact at any range.
@@ -61,7 +61,6 @@ export interface IntentCounts {
 
 type RawLedgerRow = Parameters<typeof toLedgerRow>[0];
 
-const FAILED_ONLY = ['failed'] satisfies TaskStatus[];
 const RECENT_ROWS = 20;
 
 export function withIntents(row: LedgerRow): AuditRow {
@@ -109,18 +108,18 @@ export function createAuditQueries(db: Db) {
     /** GET /audit: rows matching every filter, newest first. */
     list: listRows,
 
-    /** GET /audit/failures: failed rows matching the filter, newest first. */
+    /** GET /audit/failures: failed, timed-out and cancelled rows matching the filter, newest first. */
     failures(filter: Omit<AuditFilter, 'statuses' | 'changed'>, page: Page): Promise<AuditPage> {
-      return listRows({ ...filter, statuses: FAILED_ONLY }, page);
+      return listRows({ ...filter, statuses: [...FAILURE_STATUSES] }, page);
     },
 
-    /** Failed rows in the range by failure class, of the whole ledger or of one service. */
+    /** Failures (failed, timed-out, cancelled rows) in the range by class, of the ledger or one service. */
     async failureSummary(range: TimeRange, service?: string): Promise<FailureSummary> {
       const scope: Scope = service === undefined ? { kind: 'ledger' } : { kind: 'service', service };
-      const counts = (await countSeries(range, scope, FAILED_ONLY)).get(service ?? null);
+      const counts = (await countSeries(range, scope, [...FAILURE_STATUSES])).get(service ?? null);
       return {
         ...isoRange(range),
-        total: counts?.byStatus.failed ?? 0,
+        total: FAILURE_STATUSES.reduce((sum, status) => sum + (counts?.byStatus[status] ?? 0), 0),
         byClass: fill(FAILURE_CLASSES, counts?.failedByClass),
       };
     },
@@ -192,7 +191,7 @@ class Params {
 
 function conditions(filter: AuditFilter, params: Params): string[] {
   const where: string[] = [];
-  if (filter.statuses) where.push(statusCondition(filter.statuses, params));
+  if (filter.statuses) where.push(statusCondition(filter.statuses));
   if (filter.services) where.push(`t.services_touched @> ${params.add(filter.services)}::text[]`);
   for (const action of filter.actions ?? []) where.push(`t.action = ${params.add(action)}`);
   if (filter.failureClass) where.push(`t.failure_class = ${params.add(filter.failureClass)}`);
@@ -204,11 +203,17 @@ function conditions(filter: AuditFilter, params: Params): string[] {
   return where;
 }
 
-function statusCondition(statuses: TaskStatus[], params: Params): string {
-  // Written out, so that the planner matches the partial index tasks_failed_created_at_id_idx
-  // (WHERE status = 'failed') whatever plan it makes; the value comes from the status enum.
-  if (statuses.length === 1 && statuses[0] === 'failed') return `t.status = 'failed'`;
-  return statuses.length === 1 ? `t.status = ${params.add(statuses[0])}` : `t.status = ANY (${params.add(statuses)}::text[])`;
+/**
+ * Statuses written out as literals, so that the planner can prove a set of failure statuses implies
+ * the predicate of tasks_failures_created_at_id_idx whatever plan it makes (a parameter proves
+ * nothing in a generic plan). Each value is checked against the status enum first.
+ */
+function statusCondition(statuses: readonly TaskStatus[]): string {
+  const literals = statuses.map((status) => {
+    if (!(TASK_STATUSES as readonly string[]).includes(status)) throw new Error(`not a task status: ${status}`);
+    return `'${status}'`;
+  });
+  return `t.status IN (${literals.join(', ')})`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -315,10 +320,14 @@ function seriesCounts(whole: WholeRow[], edges: EdgeRow[]): Map<string | null, S
     const counts = bySeries.get(e.service) ?? { byStatus: {}, failedByClass: {}, queuedByAction: {} };
     bySeries.set(e.service, counts);
     add(counts.byStatus, e.status, e.n);
-    if (e.status === 'failed' && e.failure_class) add(counts.failedByClass, e.failure_class, e.n);
+    if (isFailure(e.status) && e.failure_class) add(counts.failedByClass, e.failure_class, e.n);
     if (e.status === 'queued' && e.service !== null) add(counts.queuedByAction, e.action, e.n);
   }
   return bySeries;
+}
+
+function isFailure(status: TaskStatus): boolean {
+  return (FAILURE_STATUSES as readonly TaskStatus[]).includes(status);
 }
 
 function difference(later: Counts | null, earlier: Counts | null): Counts {

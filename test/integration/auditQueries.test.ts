@@ -35,6 +35,8 @@ const DAY = 24n * HOUR;
 const SERVICES = ['kuma', 'dns', 'auth', 'portals', 'gpu', 'mail'];
 const AGENTS = ['agent-a', 'agent-b', 'agent-c'];
 const FINAL: TaskStatus[] = ['succeeded', 'failed', 'cancelled', 'timed_out'];
+// What the failure endpoints mean by a failure: every final row that did not succeed.
+const FAILURES: TaskStatus[] = ['failed', 'cancelled', 'timed_out'];
 const CURSOR_SECRET = crypto.randomBytes(24).toString('base64url');
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -194,7 +196,7 @@ function referenceIntents(rows: RefRow[], from: bigint, to: bigint, service?: st
 
 function referenceSummary(rows: RefRow[], from: bigint, to: bigint, service?: string) {
   const failed = rows.filter(
-    (r) => r.status === 'failed' && inRange(r, from, to) && (service === undefined || r.services.includes(service)),
+    (r) => FAILURES.includes(r.status) && inRange(r, from, to) && (service === undefined || r.services.includes(service)),
   );
   const byClass = zeros(FAILURE_CLASSES);
   for (const r of failed) if (r.failureClass) byClass[r.failureClass as keyof typeof byClass] += 1;
@@ -256,7 +258,7 @@ function listCase(rows: () => RefRow[], { failuresOnly }: { failuresOnly: boolea
         query.status = c.statuses.join(',');
         filter.statuses = c.statuses;
       }
-      if (failuresOnly) filter.statuses = ['failed'];
+      if (failuresOnly) filter.statuses = FAILURES;
       if (c.service) query.service = c.service;
       if (!failuresOnly && c.intent) query.intent = `${c.intent[0]}_${c.intent[1]}`;
       const services = distinct([c.service, failuresOnly ? undefined : c.intent?.[1]].filter((s): s is string => !!s));
@@ -540,6 +542,20 @@ describe('audit queries against a brute-force reference', () => {
     expect(intents.body.intents).toEqual(referenceIntents(rows, NOW - 8n * DAY, NOW - DAY));
   });
 
+  test('timed-out and cancelled tasks are failures of their own classes', async () => {
+    const everything = { from: microsToIso(NOW - 30n * DAY), to: microsToIso(NOW) };
+    const ofClass = (failureClass: string) => rows.filter((r) => r.failureClass === failureClass).map((r) => r.id.toString());
+    expect(rows.some((r) => r.status === 'timed_out' && r.failureClass === 'timeout')).toBe(true);
+    expect(rows.some((r) => r.status === 'cancelled' && r.failureClass === 'cancelled')).toBe(true);
+
+    const summary = await get(`/api/v1/audit/failures/summary?${qs(everything)}`);
+    expect(summary.body.byClass).toMatchObject({ timeout: ofClass('timeout').length, cancelled: ofClass('cancelled').length });
+    expect(summary.body.total).toBe(rows.filter((r) => FAILURES.includes(r.status)).length);
+
+    const listed = await allPages('/api/v1/audit/failures', { failureClass: 'timeout', limit: '500' });
+    expect(listed.sort()).toEqual(ofClass('timeout').sort());
+  });
+
   test('a service the ledger has never seen is a 404', async () => {
     const res = await get('/api/v1/audit/by-service/never-seen');
     expect(res.status).toBe(404);
@@ -585,7 +601,8 @@ describe('audit queries against a brute-force reference', () => {
     expect(res.body).toEqual({ rows: [], nextCursor: null });
   });
 
-  test('the failure list can use the partial index of failed rows', async () => {
+  /** The plan of the one statement a query method sends, with scans that skip every index off. */
+  async function planOf(call: (queries: ReturnType<typeof createAuditQueries>) => Promise<unknown>): Promise<string> {
     const statements: { text: string; values?: unknown[] }[] = [];
     const spy: Db = {
       ...app,
@@ -594,15 +611,21 @@ describe('audit queries against a brute-force reference', () => {
         return app.query<R>(text, values);
       },
     };
-    await createAuditQueries(spy).failures({ services: ['kuma'] }, { limit: 50 });
-    const plan = await app.transaction(async (client) => {
+    await call(createAuditQueries(spy));
+    return app.transaction(async (client) => {
       // On two thousand rows a sequential scan is cheapest; this asks which index the query can use.
       await client.query('SET LOCAL enable_seqscan = off');
       await client.query('SET LOCAL enable_bitmapscan = off');
       const { rows: explained } = await client.query(`EXPLAIN (FORMAT JSON) ${statements[0]!.text}`, statements[0]!.values);
       return JSON.stringify(explained[0]['QUERY PLAN']);
     });
-    expect(plan).toContain('tasks_failed_created_at_id_idx');
+  }
+
+  test('failure lists can use the partial indexes of failures', async () => {
+    expect(await planOf((q) => q.failures({ services: ['kuma'] }, { limit: 50 }))).toContain('tasks_failures_created_at_id_idx');
+    expect(await planOf((q) => q.failures({ failureClass: 'timeout' }, { limit: 50 }))).toContain(
+      'tasks_failure_class_created_at_id_idx',
+    );
   });
 
   test('every audit path is in the OpenAPI document with its query parameters', () => {

@@ -66,7 +66,7 @@ export function auditRouter({ db, ledger, openapi, cursorSecret, clock = Date.no
   openapi.registerPath({
     method: 'get',
     path: '/api/v1/audit/failures',
-    summary: 'Failed rows, newest first, a page at a time.',
+    summary: 'Failures (failed, timed_out and cancelled rows), newest first, a page at a time.',
     request: { query: FailuresQuery },
     responses: { 200: { description: '{ rows, nextCursor }' }, 400: invalid },
   });
@@ -78,7 +78,7 @@ export function auditRouter({ db, ledger, openapi, cursorSecret, clock = Date.no
   openapi.registerPath({
     method: 'get',
     path: '/api/v1/audit/failures/summary',
-    summary: 'Failed rows in a range by failure class, of the whole ledger or one service.',
+    summary: 'Failures (failed, timed_out and cancelled rows) in a range by failure class, of the whole ledger or one service.',
     description: 'Range [from, to): to defaults to now, from to seven days before to. Exact at any range.',
     request: { query: FailureSummaryQuery },
     responses: { 200: { description: '{ from, to, total, byClass } with all five classes' }, 400: invalid },
