@@ -104,7 +104,7 @@ async function printSetting({ owner }: Ctx): Promise<void> {
 async function fixture(ctx: Ctx): Promise<void> {
   console.log(
     `\n(1) fixture: ${FIXTURE_DAYS} days ending now, ${SERVICES.length} services, inserted as the owner in ` +
-      'chronological order, 40,000 rows a statement, through the chain and rollup triggers',
+      'chronological order, 40,000 rows a statement, through the chain trigger (which brings the running totals up to date every 256 rows)',
   );
   const loaded = await loadFixture(ctx.owner, (line) => console.log(`    ${line}`));
   ctx.fixtureRows = loaded.rows;
@@ -182,8 +182,8 @@ async function verification(ctx: Ctx): Promise<void> {
 
 async function inserts(ctx: Ctx): Promise<void> {
   console.log(
-    `\n(6) single-row appends, autocommit, through the opsledger_app pool: tasks (chain trigger per row + rollup ` +
-      `trigger per statement) via the repository's append(), against tasks_plain (same shape, indexes and rows, no ` +
+    `\n(6) single-row appends, autocommit, through the opsledger_app pool: tasks (chain trigger per row, running ` +
+      `totals caught up every 256th row) via the repository's append(), against tasks_plain (same shape, indexes and rows, no ` +
       `triggers) with the same statement; ${SLICE_ORDER.length} slices of ${SLICE_MS / 1000} s alternating (${SLICE_ORDER.join(', ')})`,
   );
   const twin = await createPlainTwin(ctx.owner);

@@ -10,7 +10,7 @@ import type { Client } from 'pg';
  * Every attribute of a task is a hash of its number, so the fixture is the same on every run and
  * all rows of one task agree (action, services, agent) wherever the batch boundaries fall.
  * Inserted as the owner with explicit created_at in chronological order, through the chain trigger
- * and the statement-level rollup trigger, exactly as appends fill the table.
+ * (which also brings the running totals up to date every 256 rows), exactly as appends fill the table.
  */
 
 export const FIXTURE_ROWS = 1_000_000;

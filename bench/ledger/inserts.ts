@@ -8,7 +8,7 @@ import { AGENTS, SERVICES } from './fixture';
 import { describeMachine, machineCpu } from './measure';
 
 /**
- * Single-row append throughput: the ledger (chain trigger per row, rollup trigger per statement)
+ * Single-row append throughput: the ledger (chain trigger per row, running totals every 256th row)
  * against tasks_plain, a twin of the same shape, indexes and rows but no triggers, written with
  * the same statement through the same application-role pool.
  */

@@ -9,8 +9,9 @@ import { LEDGER_COLUMNS, toLedgerRow, type LedgerRow } from './repository';
  * The audit read side. Row lists walk an index ending in (created_at, id) backwards (the time
  * index, or the failures' partial ones of sql/008_ledger_failures.sql) and resume after a cursor
  * position (keyset pagination, never OFFSET). Aggregates read the hourly running totals of
- * sql/004_ledger_rollups.sql for the whole hours of a range and count the partial hours at its two
- * ends from tasks itself, so they stay exact at any range.
+ * sql/004_ledger_rollups.sql for the whole hours of a range and count from tasks itself the partial
+ * hours at its two ends and the rows the totals do not count yet (sql/009_ledger_append_cost.sql),
+ * so they stay exact at any range.
  */
 
 export type AuditRow = LedgerRow & { intents: string[] };
@@ -91,17 +92,18 @@ export function createAuditQueries(db: Db) {
     };
   }
 
-  async function countSeries(range: TimeRange, scope: Scope, edgeStatuses?: TaskStatus[]) {
+  /** statuses: the only statuses the caller reads, so that rows of others need not be counted one by one. */
+  async function countSeries(range: TimeRange, scope: Scope, statuses?: TaskStatus[]) {
     const split = splitOnWholeHours(range);
-    const [result] = await db.query<{ whole: WholeRow[]; edges: EdgeRow[] }>(COUNT_SERIES_SQL, [
+    const [result] = await db.query<{ whole: WholeRow[]; rows: CountedRows[] }>(COUNT_SERIES_SQL, [
       scope.kind,
       scope.kind === 'service' ? scope.service : null,
       microsToIso(split.whole.from),
       microsToIso(split.whole.to),
       ...split.edges.flatMap((edge) => [microsToIso(edge.from), microsToIso(edge.to)]),
-      edgeStatuses ?? null,
+      statuses ?? null,
     ]);
-    return seriesCounts(result?.whole ?? [], result?.edges ?? []);
+    return seriesCounts(result?.whole ?? [], result?.rows ?? []);
   }
 
   return {
@@ -233,7 +235,8 @@ type WholeRow = {
   lo_failed: Counts | null;
   lo_queued: Counts | null;
 };
-type EdgeRow = { service: string | null; status: TaskStatus; failure_class: FailureClass | null; action: string; n: number };
+/** Rows counted one by one, grouped. */
+type CountedRows = { service: string | null; status: TaskStatus; failure_class: FailureClass | null; action: string; n: number };
 
 /** $1 the scope kind, $2 the service of a one-service scope; column is the series' service. */
 const inScope = (column: string) =>
@@ -242,11 +245,13 @@ const inScope = (column: string) =>
         ELSE ${column} = $2::text END`;
 
 /**
- * One statement, so that the running totals and the edge rows come from the same snapshot.
- * $1 scope kind, $2 service, [$3, $4) the whole hours, [$5, $6) and [$7, $8) the partial hours at
- * the two ends, $9 the statuses the caller needs at the edges (NULL: all).
- * The whole hours take two probes per series on the running totals' primary key (the newest row
- * before each end); the edges are at most two hours of rows, found by tasks_created_at_id_idx.
+ * One statement, so that the running totals, their progress mark and the rows counted one by one
+ * come from the same snapshot. $1 scope kind, $2 service, [$3, $4) the whole hours, [$5, $6) and
+ * [$7, $8) the partial hours at the two ends, $9 the statuses the caller needs counted row by row
+ * (NULL: all). The whole hours take two probes per series on the running totals' primary key
+ * (the newest row before each end). Counted one by one: the rows of the two partial hours (through
+ * tasks_created_at_id_idx) and, in the whole hours, the rows appended since the totals were last
+ * brought up to date (at most 256, from ledger_uncounted_rows(); sql/009).
  */
 const COUNT_SERIES_SQL = `
   WITH series AS (
@@ -268,9 +273,19 @@ const COUNT_SERIES_SQL = `
       ORDER BY r.hour DESC LIMIT 1
     ) AS lo ON true
   ),
-  edges AS (
-    SELECT s.service, t.status, t.failure_class, t.action, count(*)::int AS n
+  uncounted AS (
+    SELECT t.status, t.failure_class, t.action, t.services_touched
     FROM tasks t
+    WHERE (t.created_at >= $5::timestamptz AND t.created_at < $6::timestamptz)
+       OR (t.created_at >= $7::timestamptz AND t.created_at < $8::timestamptz)
+    UNION ALL
+    SELECT u.status, u.failure_class, u.action, u.services AS services_touched
+    FROM ledger_uncounted_rows() u
+    WHERE u.created_at >= $3::timestamptz AND u.created_at < $4::timestamptz
+  ),
+  rows AS (
+    SELECT s.service, t.status, t.failure_class, t.action, count(*)::int AS n
+    FROM uncounted t
     -- Each row once for the whole ledger (NULL) and once per service it touches.
     CROSS JOIN LATERAL (
       SELECT NULL::text
@@ -278,14 +293,12 @@ const COUNT_SERIES_SQL = `
       SELECT u.service FROM unnest(t.services_touched) WITH ORDINALITY AS u(service, i)
       WHERE u.service <> ALL (t.services_touched[:u.i - 1])
     ) AS s(service)
-    WHERE ((t.created_at >= $5::timestamptz AND t.created_at < $6::timestamptz)
-        OR (t.created_at >= $7::timestamptz AND t.created_at < $8::timestamptz))
-      AND ($9::text[] IS NULL OR t.status = ANY ($9::text[]))
+    WHERE ($9::text[] IS NULL OR t.status = ANY ($9::text[]))
       AND ${inScope('s.service')}
     GROUP BY 1, 2, 3, 4
   )
   SELECT (SELECT coalesce(json_agg(whole), '[]') FROM whole) AS whole,
-         (SELECT coalesce(json_agg(edges), '[]') FROM edges) AS edges`;
+         (SELECT coalesce(json_agg(rows), '[]') FROM rows) AS rows`;
 
 /**
  * [from, to) as the whole UTC hours inside it plus the partial hours at both ends. A range within
@@ -306,8 +319,8 @@ export function splitOnWholeHours(range: TimeRange): { whole: TimeRange; edges: 
   };
 }
 
-/** Per series: totals before the range's end minus totals before its start, plus the edge rows. */
-function seriesCounts(whole: WholeRow[], edges: EdgeRow[]): Map<string | null, SeriesCounts> {
+/** Per series: totals before the range's end minus totals before its start, plus the rows counted one by one. */
+function seriesCounts(whole: WholeRow[], counted: CountedRows[]): Map<string | null, SeriesCounts> {
   const bySeries = new Map<string | null, SeriesCounts>();
   for (const w of whole) {
     bySeries.set(w.service, {
@@ -316,7 +329,7 @@ function seriesCounts(whole: WholeRow[], edges: EdgeRow[]): Map<string | null, S
       queuedByAction: difference(w.hi_queued, w.lo_queued),
     });
   }
-  for (const e of edges) {
+  for (const e of counted) {
     const counts = bySeries.get(e.service) ?? { byStatus: {}, failedByClass: {}, queuedByAction: {} };
     bySeries.set(e.service, counts);
     add(counts.byStatus, e.status, e.n);
