@@ -9,6 +9,8 @@ import { problemHandler } from '../../src/api/problem';
 import { verifyRouter } from '../../src/api/routes/verify';
 import { migrate } from '../../src/db/migrate';
 import { createDb, type Db } from '../../src/db/pool';
+import { MICROS_PER_HOUR, nowMicros } from '../../src/ledger/auditFilters';
+import { createAuditQueries } from '../../src/ledger/auditQueries';
 import { createCheckpoint, readCheckpointFile, writeCheckpointFile } from '../../src/ledger/checkpoint';
 import { createLedgerRepository, type LedgerRow } from '../../src/ledger/repository';
 import { verifyAgainstCheckpoint, verifyChain } from '../../src/ledger/verify';
@@ -286,6 +288,17 @@ describe('ledger verification', () => {
     const links = rows.map((row, i) => row.prev_hash === (i === 0 ? '0'.repeat(64) : rows[i - 1]!.row_hash));
     expect(links.every(Boolean)).toBe(true);
     expect(await verifyChain(app)).toMatchObject({ ok: true, rows: 800 });
+
+    // The appends of chain_seq 256, 512 and 768 brought the running totals up to the row before
+    // them, whoever wrote it; the counts are exact, counted and uncounted rows together.
+    const [progress] = await app.query<{ counted_through: string }>('SELECT counted_through::text FROM ledger_totals_progress');
+    expect(progress?.counted_through).toBe('767');
+    const now = nowMicros();
+    const { services } = await createAuditQueries(app).byService({ from: now - MICROS_PER_HOUR, to: now + MICROS_PER_HOUR });
+    expect(services.map((s) => [s.service, s.total, s.byStatus.queued])).toEqual([
+      ['dns', 800, 800],
+      ['kuma', 800, 800],
+    ]);
   });
 
   test('GET /api/v1/audit/verify answers 200 both ways, with firstBroken when broken', async () => {
