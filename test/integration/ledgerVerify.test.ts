@@ -301,6 +301,38 @@ describe('ledger verification', () => {
     ]);
   });
 
+  test('a catch-up that fails holds up no append, and counts stay exact', async () => {
+    const { app, owner } = await freshLedger('catch-up-fails');
+    // Any failure inside the catch-up will do: this one refuses every new running total.
+    await owner.query('ALTER TABLE ledger_running_totals ADD CONSTRAINT refuse_all CHECK (false) NOT VALID');
+    await appendRows(app, 600, 'catch-up-fails');
+
+    const counted = async () =>
+      (await app.query<{ counted_through: string }>('SELECT counted_through::text FROM ledger_totals_progress'))[0]?.counted_through;
+    expect(await counted()).toBe('0');
+    const now = nowMicros();
+    const range = { from: now - MICROS_PER_HOUR, to: now + MICROS_PER_HOUR };
+    const expected = [{ service: 'dns', total: 600 }, { service: 'kuma', total: 600 }];
+    const totals = async () => (await createAuditQueries(app).byService(range)).services.map(({ service, total }) => ({ service, total }));
+    expect(await totals()).toEqual(expected);
+
+    await owner.query('ALTER TABLE ledger_running_totals DROP CONSTRAINT refuse_all');
+    await owner.query('SELECT ledger_totals_catch_up()');
+    expect(await counted()).toBe('600');
+    expect(await totals()).toEqual(expected);
+  });
+
+  test('a ledger row names each service it touches', async () => {
+    const { owner } = await freshLedger('services-named');
+    const insert = (services: string) =>
+      owner.query(`INSERT INTO tasks (task_id, seq, status, action, services_touched, actor) VALUES ('t', 1, 'queued', 'deploy', $1, 'me')`, [
+        services,
+      ]);
+    await expect(insert('{kuma,NULL}')).rejects.toThrow('tasks_services_named');
+    await expect(insert('{""}')).rejects.toThrow('tasks_services_named');
+    await expect(insert('{kuma}')).resolves.toMatchObject({ rowCount: 1 });
+  });
+
   test('GET /api/v1/audit/verify answers 200 both ways, with firstBroken when broken', async () => {
     const { app, owner } = await freshLedger('rest');
     await appendRows(app, 5, 'rest');
