@@ -95,7 +95,7 @@ export function createAuditQueries(db: Db) {
   /** statuses: the only statuses the caller reads, so that rows of others need not be counted one by one. */
   async function countSeries(range: TimeRange, scope: Scope, statuses?: TaskStatus[]) {
     const split = splitOnWholeHours(range);
-    const [result] = await db.query<{ whole: WholeRow[]; rows: CountedRows[] }>(COUNT_SERIES_SQL, [
+    const [result] = await db.query<{ whole: WholeRow[]; counted: CountedRows[] }>(COUNT_SERIES_SQL, [
       scope.kind,
       scope.kind === 'service' ? scope.service : null,
       microsToIso(split.whole.from),
@@ -103,7 +103,7 @@ export function createAuditQueries(db: Db) {
       ...split.edges.flatMap((edge) => [microsToIso(edge.from), microsToIso(edge.to)]),
       statuses ?? null,
     ]);
-    return seriesCounts(result?.whole ?? [], result?.rows ?? []);
+    return seriesCounts(result?.whole ?? [], result?.counted ?? []);
   }
 
   return {
@@ -283,7 +283,7 @@ const COUNT_SERIES_SQL = `
     FROM ledger_uncounted_rows() u
     WHERE u.created_at >= $3::timestamptz AND u.created_at < $4::timestamptz
   ),
-  rows AS (
+  counted AS (
     -- Besides its status, the counts keep only a failure's class and a queued row's action
     -- (seriesCounts): grouping by nothing more keeps the groups, and the JSON, a fraction the size.
     SELECT s.service, t.status,
@@ -303,7 +303,7 @@ const COUNT_SERIES_SQL = `
     GROUP BY 1, 2, 3, 4
   )
   SELECT (SELECT coalesce(json_agg(whole), '[]') FROM whole) AS whole,
-         (SELECT coalesce(json_agg(rows), '[]') FROM rows) AS rows`;
+         (SELECT coalesce(json_agg(counted), '[]') FROM counted) AS counted`;
 
 /**
  * [from, to) as the whole UTC hours inside it plus the partial hours at both ends. A range within
