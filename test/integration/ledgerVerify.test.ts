@@ -322,6 +322,22 @@ describe('ledger verification', () => {
     expect(await totals()).toEqual(expected);
   });
 
+  test('a service is found while only rows the totals have not counted name it, and an unknown one is not', async () => {
+    const { app, owner } = await freshLedger('first-seen');
+    const ledger = createLedgerRepository(app);
+    await ledger.append({ ...entry('first-seen-0', 1), services: ['first-seen'] });
+    await ledger.append({ ...entry('first-seen-0', 2), services: ['first-seen', 'kuma'] });
+    const series = await owner.query(`SELECT 1 FROM ledger_count_series WHERE service = 'first-seen'`);
+    expect(series.rowCount).toBe(0);
+
+    const audit = createAuditQueries(app);
+    expect((await audit.list({ services: ['first-seen'] }, { limit: 10 })).rows).toHaveLength(2);
+    expect((await audit.list({ services: ['first-seen', 'kuma'] }, { limit: 10 })).rows).toHaveLength(1);
+    expect((await audit.list({ services: ['first-seen', 'never-seen'] }, { limit: 10 })).rows).toHaveLength(0);
+    await owner.query('SELECT ledger_totals_catch_up()');
+    expect((await audit.list({ services: ['first-seen'] }, { limit: 10 })).rows).toHaveLength(2);
+  });
+
   test('a ledger row names each service it touches', async () => {
     const { owner } = await freshLedger('services-named');
     const insert = (services: string) =>
