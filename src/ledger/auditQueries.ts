@@ -138,9 +138,13 @@ export function createAuditQueries(db: Db) {
 
     /** One service over the range; undefined when the ledger has never had a row touching it. */
     async serviceDetail(service: string, range: TimeRange): Promise<ServiceDetail | undefined> {
-      const counts = (await countSeries(range, { kind: 'service', service })).get(service);
+      // Both at once, on two connections: the recent rows of an unknown service are simply not used.
+      const [series, recent] = await Promise.all([
+        countSeries(range, { kind: 'service', service }),
+        listRows({ services: [service], from: range.from, to: range.to }, { limit: RECENT_ROWS }),
+      ]);
+      const counts = series.get(service);
       if (!counts) return undefined;
-      const recent = await listRows({ services: [service], from: range.from, to: range.to }, { limit: RECENT_ROWS });
       return {
         ...isoRange(range),
         ...serviceCounts(service, counts),
