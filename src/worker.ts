@@ -96,7 +96,15 @@ export async function startOpsWorker(deps: OpsWorkerDeps): Promise<OpsWorker> {
     activities: shared,
     ...(bundle ? { workflowBundle: { codePath: bundle } } : { workflowsPath: require.resolve('../workflows') }),
   });
-  const agentWorker = await Worker.create({ ...common, taskQueue: agentQueue, activities: { runPlaybook } });
+  const agentWorker = await Worker.create({
+    ...common,
+    taskQueue: agentQueue,
+    activities: { runPlaybook },
+    // A cancellation reaches a running playbook in the answer to a heartbeat. At the SDK's default
+    // throttle (80% of the 30 s heartbeat timeout) an operator's cancel waited up to 24 s for the
+    // next heartbeat to be sent; the runner beats every 2 s, and so may the worker.
+    maxHeartbeatThrottleInterval: '2 seconds',
+  });
 
   const reporter =
     config.OPSLEDGER_AGENT_REPORT_S > 0
