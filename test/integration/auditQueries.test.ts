@@ -565,7 +565,12 @@ describe('audit queries against a brute-force reference', () => {
     const caughtUp = await owner.query<{ n: string }>('SELECT ledger_totals_catch_up() AS n');
     expect(caughtUp.rows[0]!.n).toBe(uncounted.rows[0]!.n);
     expect(await answers()).toEqual(before);
-    expect(before[0]![0]).toEqual({ from: microsToIso(ranges[0]!.from), to: microsToIso(ranges[0]!.to), services: referenceByService(rows, ranges[0]!.from, ranges[0]!.to) });
+    const [first] = ranges;
+    expect(before[0]![0]).toEqual({
+      from: microsToIso(first!.from),
+      to: microsToIso(first!.to),
+      services: referenceByService(rows, first!.from, first!.to),
+    });
   });
 
   test('timed-out and cancelled tasks are failures of their own classes', async () => {
