@@ -1,10 +1,11 @@
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
-import { ensureDatabase, startEmbeddedPostgres } from '../../src/db/embeddedPostgres';
+import { databaseUrl, dropDatabase, ensureDatabase } from '../../src/db/databases';
+import { startEmbeddedPostgres } from '../../src/db/embeddedPostgres';
 import { migrate } from '../../src/db/migrate';
+import { freePort } from '../../test/support/ports';
 
 const LOCAL_POSTGRES = 'postgresql://postgres@127.0.0.1:5432/postgres';
 
@@ -30,10 +31,10 @@ export async function createBenchDatabase(
 ): Promise<{ url: string; name: string; postgres: string }> {
   const { serverUrl, postgres } = await choosePostgres(stops);
   const name = `${prefix}_${Date.now()}`;
-  const adminUrl = withDatabase(serverUrl, 'postgres');
+  const adminUrl = databaseUrl(serverUrl, 'postgres');
   await ensureDatabase(adminUrl, name);
   stops.push(() => dropDatabase(adminUrl, name));
-  const url = withDatabase(serverUrl, name);
+  const url = databaseUrl(serverUrl, name);
   await migrate(url);
   return { url, name, postgres };
 }
@@ -49,33 +50,4 @@ async function answers(url: string): Promise<boolean> {
   } finally {
     await client.end().catch(() => undefined);
   }
-}
-
-async function dropDatabase(adminUrl: string, database: string): Promise<void> {
-  const client = new Client({ connectionString: adminUrl });
-  await client.connect();
-  try {
-    await client.query(`DROP DATABASE IF EXISTS "${database.replace(/"/g, '""')}" WITH (FORCE)`);
-  } finally {
-    await client.end();
-  }
-}
-
-function withDatabase(url: string, database: string): string {
-  const parsed = new URL(url);
-  parsed.pathname = `/${database}`;
-  return parsed.toString();
-}
-
-/** A port that was free a moment ago (the OS picks it). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }

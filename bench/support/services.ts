@@ -4,7 +4,8 @@ import path from 'node:path';
 import { ensureTemporalCli } from '../../src/temporal/cli';
 import { startTemporalDevServer } from '../../src/temporal/devServer';
 import { cleanupOnExit } from './cleanup';
-import { createBenchDatabase, freePort } from './postgres';
+import { freePort } from '../../test/support/ports';
+import { createBenchDatabase } from './postgres';
 
 export type BenchServices = {
   /** The bench's own fresh, migrated database, as its owner. */

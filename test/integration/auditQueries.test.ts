@@ -10,6 +10,7 @@ import { Client, type QueryResultRow } from 'pg';
 import { buildOpenApiDocument, createOpenApiRegistry } from '../../src/api/openapi';
 import { problemHandler } from '../../src/api/problem';
 import { auditRouter } from '../../src/api/routes/audit';
+import { databaseUrl, dropDatabase, ensureDatabase } from '../../src/db/databases';
 import { migrate } from '../../src/db/migrate';
 import { createDb, type Db } from '../../src/db/pool';
 import { MICROS_PER_HOUR, microsToIso, nowMicros } from '../../src/ledger/auditFilters';
@@ -290,7 +291,7 @@ function listCase(rows: () => RefRow[], { failuresOnly }: { failuresOnly: boolea
 
 describe('audit queries against a brute-force reference', () => {
   const database = `opsledger_audit_${process.pid}_${Date.now()}`;
-  let databaseUrl: string;
+  let ledgerUrl: string;
   let owner: Client;
   let app: Db;
   let server: http.Server;
@@ -363,30 +364,25 @@ describe('audit queries against a brute-force reference', () => {
   }
 
   beforeAll(async () => {
-    const admin = new Client({ connectionString: testEnv('adminUrl') });
-    await admin.connect();
-    await admin.query(`CREATE DATABASE "${database}"`);
-    await admin.end();
-    const url = new URL(testEnv('adminUrl'));
-    url.pathname = `/${database}`;
-    databaseUrl = url.toString();
+    await ensureDatabase(testEnv('adminUrl'), database);
+    ledgerUrl = databaseUrl(testEnv('adminUrl'), database);
 
     // The ledger before the rollups: the first days of the fixture, counted by 004's backfill.
     const before004 = fs.mkdtempSync(path.join(os.tmpdir(), 'opsledger-sql-'));
     for (const file of fs.readdirSync(sqlDir).filter((f) => f.endsWith('.sql') && f < '004')) {
       fs.copyFileSync(path.join(sqlDir, file), path.join(before004, file));
     }
-    await migrate(databaseUrl, before004);
+    await migrate(ledgerUrl, before004);
     fs.rmSync(before004, { recursive: true, force: true });
 
-    owner = new Client({ connectionString: databaseUrl });
+    owner = new Client({ connectionString: ledgerUrl });
     await owner.connect();
     const fixture = generateFixture().sort((a, b) => (a.micros < b.micros ? -1 : a.micros > b.micros ? 1 : 0));
     const backfilled = fixture.filter((r) => r.micros < NOW - 6n * DAY && !(r.micros >= NOW - 8n * DAY && r.micros < NOW - 7n * DAY));
     const backDated = fixture.filter((r) => r.micros >= NOW - 8n * DAY && r.micros < NOW - 7n * DAY);
     const appended = fixture.filter((r) => r.micros >= NOW - 6n * DAY);
     await insertAsOwner(backfilled);
-    await migrate(databaseUrl);
+    await migrate(ledgerUrl);
 
     // After 004: batches of many rows, single rows, then rows back-dated before existing hours.
     const singles = appended.slice(-40);
@@ -401,7 +397,7 @@ describe('audit queries against a brute-force reference', () => {
     await insertAsOwner(backDated.slice(60));
     rows = await loadReference();
 
-    app = createDb({ connectionString: databaseUrl, role: 'opsledger_app', max: 4 });
+    app = createDb({ connectionString: ledgerUrl, role: 'opsledger_app', max: 4 });
     const api = express();
     api.use(express.json());
     api.use(
@@ -424,10 +420,7 @@ describe('audit queries against a brute-force reference', () => {
     await new Promise((resolve) => server?.close(resolve));
     await app?.close();
     await owner?.end();
-    const admin = new Client({ connectionString: testEnv('adminUrl') });
-    await admin.connect();
-    await admin.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
-    await admin.end();
+    await dropDatabase(testEnv('adminUrl'), database);
   });
 
   test('the fixture is what the properties assume', () => {

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
+import { databaseUrl, dropDatabase, ensureDatabase } from '../../src/db/databases';
 import { migrate } from '../../src/db/migrate';
 import { sqlDir } from '../../src/paths';
 import { testEnv } from '../support/testEnv';
@@ -29,22 +30,11 @@ describe('the ledger DDL guard', () => {
   const databases: string[] = [];
   let owner: Client;
 
-  const urlOf = (database: string) => {
-    const url = new URL(testEnv('adminUrl'));
-    url.pathname = `/${database}`;
-    return url.toString();
-  };
   async function createDatabase(name: string): Promise<string> {
     const database = `${prefix}_${name}`;
-    const admin = new Client({ connectionString: testEnv('adminUrl') });
-    await admin.connect();
-    try {
-      await admin.query(`CREATE DATABASE "${database}"`);
-    } finally {
-      await admin.end();
-    }
+    await ensureDatabase(testEnv('adminUrl'), database);
     databases.push(database);
-    return urlOf(database);
+    return databaseUrl(testEnv('adminUrl'), database);
   }
   /** The migrations that exist, plus `extra`, in a folder of their own. */
   function migrationsDir(keep: (name: string) => boolean, extra: Record<string, string> = {}): string {
@@ -71,10 +61,7 @@ describe('the ledger DDL guard', () => {
   });
   afterAll(async () => {
     await owner.end();
-    const admin = new Client({ connectionString: testEnv('adminUrl') });
-    await admin.connect();
-    for (const database of databases) await admin.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
-    await admin.end();
+    for (const database of databases) await dropDatabase(testEnv('adminUrl'), database);
   });
 
   test('is installed by the migration (the test server role is a superuser)', async () => {

@@ -8,6 +8,7 @@ import { buildOpenApiDocument, createOpenApiRegistry } from '../../src/api/opena
 import { problemHandler } from '../../src/api/problem';
 import { verifyRouter } from '../../src/api/routes/verify';
 import { migrate } from '../../src/db/migrate';
+import { databaseUrl, dropDatabase } from '../../src/db/databases';
 import { createDb, type Db } from '../../src/db/pool';
 import { MICROS_PER_HOUR, nowMicros } from '../../src/ledger/auditFilters';
 import { createAuditQueries } from '../../src/ledger/auditQueries';
@@ -85,11 +86,7 @@ describe('ledger verification', () => {
   const databases: string[] = [];
   const closers: (() => Promise<void>)[] = [];
 
-  const urlOf = (database: string) => {
-    const url = new URL(testEnv('adminUrl'));
-    url.pathname = `/${database}`;
-    return url.toString();
-  };
+  const urlOf = (database: string) => databaseUrl(testEnv('adminUrl'), database);
   const admin = async (sql: string) => {
     const client = new Client({ connectionString: testEnv('adminUrl') });
     await client.connect();
@@ -119,7 +116,7 @@ describe('ledger verification', () => {
   });
   afterAll(async () => {
     for (const close of closers) await close();
-    for (const database of databases.reverse()) await admin(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
+    for (const database of databases.reverse()) await dropDatabase(testEnv('adminUrl'), database);
   });
 
   test('an intact chain verifies, naming its head', async () => {

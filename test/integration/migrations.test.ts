@@ -1,23 +1,13 @@
-import { Client } from 'pg';
-import { ensureDatabase } from '../../src/db/embeddedPostgres';
+import { databaseUrl, dropDatabase, ensureDatabase } from '../../src/db/databases';
 import { migrate } from '../../src/db/migrate';
 import { testEnv } from '../support/testEnv';
 
 describe('migrations', () => {
   const database = `opsledger_migrate_${Date.now()}`;
-  const url = (() => {
-    const u = new URL(testEnv('adminUrl'));
-    u.pathname = `/${database}`;
-    return u.toString();
-  })();
+  const url = databaseUrl(testEnv('adminUrl'), database);
 
   beforeAll(() => ensureDatabase(testEnv('adminUrl'), database));
-  afterAll(async () => {
-    const admin = new Client({ connectionString: testEnv('adminUrl') });
-    await admin.connect();
-    await admin.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
-    await admin.end();
-  });
+  afterAll(() => dropDatabase(testEnv('adminUrl'), database));
 
   test('two processes migrating at once apply each file exactly once', async () => {
     const [a, b] = await Promise.all([migrate(url), migrate(url)]);

@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { ensureDatabase, startEmbeddedPostgres } from '../../src/db/embeddedPostgres';
+import { databaseUrl, ensureDatabase } from '../../src/db/databases';
+import { startEmbeddedPostgres } from '../../src/db/embeddedPostgres';
 import { migrate } from '../../src/db/migrate';
 import { ensureTemporalCli } from '../../src/temporal/cli';
 import { startTemporalDevServer } from '../../src/temporal/devServer';
@@ -27,11 +28,11 @@ export default async function globalSetup(): Promise<void> {
     services.stops.push(pg.stop);
     serverUrl = pg.url;
   }
-  const adminUrl = withDatabase(serverUrl, 'postgres');
+  const adminUrl = databaseUrl(serverUrl, 'postgres');
   await ensureDatabase(adminUrl, database);
   services.dropDatabase = { adminUrl, database };
-  const databaseUrl = withDatabase(serverUrl, database);
-  await migrate(databaseUrl);
+  const url = databaseUrl(serverUrl, database);
+  await migrate(url);
 
   const cli = await ensureTemporalCli(process.env.TEMPORAL_CLI);
   const [port, httpPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
@@ -53,16 +54,10 @@ export default async function globalSetup(): Promise<void> {
   });
   fs.writeFileSync(bundlePath, code);
 
-  process.env[TEST_ENV.databaseUrl] = databaseUrl;
+  process.env[TEST_ENV.databaseUrl] = url;
   process.env[TEST_ENV.adminUrl] = adminUrl;
   process.env[TEST_ENV.temporalAddress] = temporal.address;
   process.env[TEST_ENV.workflowBundle] = bundlePath;
   process.env[TEST_ENV.temporalCli] = cli;
   process.env.LOG_LEVEL ??= 'warn';
-}
-
-function withDatabase(url: string, database: string): string {
-  const parsed = new URL(url);
-  parsed.pathname = `/${database}`;
-  return parsed.toString();
 }
