@@ -1,4 +1,5 @@
-import type { AdmissionRepository, AdmissionRequest, Admission, Grant } from '../src/admission/repository';
+import type { AdmissionRepository, AdmissionRequest, Admission } from '../src/admission/repository';
+import type { CapacityGrant } from '../workflows/messages';
 
 /** Admission decisions as activities; all of them go through the admission lock in PostgreSQL. */
 export function createAdmissionActivities(admission: AdmissionRepository) {
@@ -12,7 +13,7 @@ export function createAdmissionActivities(admission: AdmissionRepository) {
     releaseHold(taskId: string): Promise<void> {
       return admission.release(taskId);
     },
-    overrideAdmission(request: AdmissionRequest, agentId?: string): Promise<Grant | undefined> {
+    overrideAdmission(request: AdmissionRequest, agentId?: string): Promise<CapacityGrant | undefined> {
       return admission.override(request, agentId);
     },
     /** Frees the reservation and queue row of a task that ended or gave up its grant. */

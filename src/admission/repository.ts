@@ -1,4 +1,6 @@
 import type { PoolClient } from 'pg';
+import type { CapacityGrant } from '../../workflows/messages';
+import type { WaitReason } from '../../workflows/types';
 import type { Db } from '../db/pool';
 import type { HostCapacity } from './hostCapacity';
 import { pickAgent, pickAgentIgnoringCapacity, type AgentCapacity, type Needs } from './fit';
@@ -8,8 +10,6 @@ export const DISPATCH_CHANNEL = 'opsledger_dispatch';
 // Every admission decision takes this transaction lock, so decisions happen one at a time, in order.
 const ADMISSION_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('opsledger.admission'))";
 
-export type PauseReason = 'capacity' | 'operator_hold' | 'dispatch_hold';
-
 export interface AdmissionRequest {
   taskId: string;
   pool: string;
@@ -17,16 +17,9 @@ export interface AdmissionRequest {
   needs: Needs;
 }
 
-export interface Grant {
-  agentId: string;
-  taskQueue: string;
-  loadPctAtDispatch: number;
-  overridden: boolean;
-}
-
 export type Admission =
-  | ({ admitted: true } & Grant)
-  | { admitted: false; reason: PauseReason; shortfall: string | null; position: number };
+  | ({ admitted: true } & CapacityGrant)
+  | { admitted: false; reason: WaitReason; shortfall: string | null; position: number };
 
 /** What an agent reports: its host's capacity, and where its tasks run. */
 export interface AgentReport extends HostCapacity {
@@ -42,7 +35,7 @@ export interface QueueEntry {
   pool: string;
   priority: number;
   enqueuedAt: string;
-  reason: PauseReason;
+  reason: WaitReason;
   shortfall: string | null;
   heldBy: string | null;
   grantedAgent: string | null;
@@ -148,7 +141,7 @@ export function createAdmissionRepository(db: Db, settings: AdmissionSettings) {
     return granted;
   };
 
-  const grantOf = async (client: PoolClient, taskId: string): Promise<Grant | undefined> => {
+  const grantOf = async (client: PoolClient, taskId: string): Promise<CapacityGrant | undefined> => {
     const { rows } = await client.query<{ agent_id: string; task_queue: string; load_pct: string; overridden: boolean }>(
       `SELECT r.agent_id, a.task_queue, a.load_pct, r.overridden
          FROM reservations r JOIN agents a ON a.agent_id = r.agent_id WHERE r.task_id = $1`,
@@ -194,7 +187,7 @@ export function createAdmissionRepository(db: Db, settings: AdmissionSettings) {
           return { admitted: true, ...mine };
         }
         if (grantedOthers > 0) await client.query('SELECT pg_notify($1, $2)', [DISPATCH_CHANNEL, request.pool]);
-        const { rows } = await client.query<{ reason: PauseReason; shortfall: string | null }>(
+        const { rows } = await client.query<{ reason: WaitReason; shortfall: string | null }>(
           'SELECT reason, shortfall FROM pause_queue WHERE task_id = $1',
           [request.taskId],
         );
@@ -208,7 +201,7 @@ export function createAdmissionRepository(db: Db, settings: AdmissionSettings) {
     },
 
     /** A dispatch pass over one pool; returns its grants still waiting to be signalled. */
-    async dispatch(pool: string): Promise<(Grant & { taskId: string })[]> {
+    async dispatch(pool: string): Promise<(CapacityGrant & { taskId: string })[]> {
       return inAdmission(async (client) => {
         await dispatchPass(client, pool);
         const { rows } = await client.query<{ task_id: string; agent_id: string; task_queue: string; load: string | null; overridden: boolean }>(
@@ -257,7 +250,7 @@ export function createAdmissionRepository(db: Db, settings: AdmissionSettings) {
     },
 
     /** Override: reserve on the live agent with most headroom (or the one named), whatever its load. */
-    override(request: AdmissionRequest, agentId?: string): Promise<Grant | undefined> {
+    override(request: AdmissionRequest, agentId?: string): Promise<CapacityGrant | undefined> {
       return inAdmission(async (client) => {
         const agents = await liveAgents(client, request.pool);
         const agent = agentId ? agents.find((a) => a.agentId === agentId) : pickAgentIgnoringCapacity(agents, request.needs);
@@ -313,7 +306,7 @@ export function createAdmissionRepository(db: Db, settings: AdmissionSettings) {
 
     async queue(pool?: string): Promise<QueueEntry[]> {
       const rows = await db.query<{
-        task_id: string; pool: string; priority: number; enqueued_at: Date; reason: PauseReason;
+        task_id: string; pool: string; priority: number; enqueued_at: Date; reason: WaitReason;
         shortfall: string | null; held_by: string | null; granted_agent: string | null; requirements: Needs;
       }>(
         `SELECT * FROM pause_queue WHERE $1::text IS NULL OR pool = $1
