@@ -5,7 +5,7 @@ FROM node:20-bookworm-slim AS build
 WORKDIR /app
 # Dependencies in their own layer, so that a source change does not download them again.
 # --ignore-scripts: no dependency install script is needed (package.json's allowScripts approves
-# only @embedded-postgres, which the image never starts since DATABASE_URL is always set), and it
+# only @embedded-postgres/*, which the image never starts since DATABASE_URL is always set), and it
 # keeps `prepare` from building before the sources are here.
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund

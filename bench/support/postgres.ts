@@ -17,9 +17,8 @@ export async function choosePostgres(stops: (() => Promise<void>)[]): Promise<{ 
   if (process.env.DATABASE_URL) return { serverUrl: process.env.DATABASE_URL, postgres: "DATABASE_URL's server" };
   if (await answers(LOCAL_POSTGRES)) return { serverUrl: LOCAL_POSTGRES, postgres: 'local PostgreSQL on 127.0.0.1:5432' };
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'opsledger-bench-pg-'));
-  fs.chmodSync(scratch, 0o755); // an embedded PostgreSQL runs as the 'postgres' user when we are root
   stops.push(async () => fs.rmSync(scratch, { recursive: true, force: true }));
-  const pg = await startEmbeddedPostgres({ dataDir: scratch, port: await freePort(), database: 'postgres' });
+  const pg = await startEmbeddedPostgres({ dataDir: scratch, port: await freePort(), database: 'postgres', ephemeral: true });
   stops.push(pg.stop);
   return { serverUrl: pg.url, postgres: 'embedded PostgreSQL' };
 }

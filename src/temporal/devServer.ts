@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { logger } from '../logger';
+import { tailOf } from '../logTail';
 import { ensureSearchAttributes } from './searchAttributes';
 
 export type DevServerOptions = {
@@ -43,7 +44,9 @@ export async function startTemporalDevServer(opts: DevServerOptions): Promise<De
   if (opts.metricsPort) args.push('--metrics-port', String(opts.metricsPort));
 
   const log = fs.openSync(opts.logFile, 'a');
-  const child = spawn(opts.cli, args, { stdio: ['ignore', log, log] });
+  // A process group of its own: a Ctrl-C in the terminal reaches only us, and we stop the server
+  // after the worker and the API that use it.
+  const child = spawn(opts.cli, args, { stdio: ['ignore', log, log], detached: true });
   fs.closeSync(log);
   const address = `127.0.0.1:${opts.port}`;
   const stop = () => stopChild(child);
@@ -86,14 +89,6 @@ async function waitUntilServing(child: ChildProcess, address: string, opts: DevS
       }
       await new Promise((r) => setTimeout(r, 300));
     }
-  }
-}
-
-function tailOf(file: string): string {
-  try {
-    return fs.readFileSync(file, 'utf8').split('\n').slice(-15).join('\n');
-  } catch {
-    return '';
   }
 }
 

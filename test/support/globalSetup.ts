@@ -17,14 +17,13 @@ import { TEST_ENV, type TestServices } from './testEnv';
  */
 export default async function globalSetup(): Promise<void> {
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'opsledger-test-'));
-  fs.chmodSync(scratch, 0o755); // an embedded PostgreSQL runs as the 'postgres' user when we are root
   const services: TestServices = { scratch, stops: [] };
   (globalThis as { __opsledger?: TestServices }).__opsledger = services;
 
   const database = `opsledger_test_${Date.now()}_${process.pid}`;
   let serverUrl = process.env.DATABASE_URL;
   if (!serverUrl) {
-    const pg = await startEmbeddedPostgres({ dataDir: scratch, port: await freePort(), database: 'postgres' });
+    const pg = await startEmbeddedPostgres({ dataDir: scratch, port: await freePort(), database: 'postgres', ephemeral: true });
     services.stops.push(pg.stop);
     serverUrl = pg.url;
   }
