@@ -36,12 +36,9 @@ program
       printBanner([
         `API          ${api}/api/v1   (OpenAPI: ${api}/api/v1/openapi.json)`,
         `Audit page   ${api}/audit`,
-        `Health       ${api}/healthz  ${api}/readyz  ${api}/metrics`,
+        `Temporal UI  ${temporal.uiUrl ?? `the UI of the Temporal server at ${temporal.address}`}`,
         `Admin token  ${token}   (kept in ${config.OPSLEDGER_DATA_DIR}/admin-token)`,
-        `Temporal     ${temporal.address}${startTemporal ? ' (dev server, SQLite in the data folder)' : ''}`,
-        `Temporal UI  ${temporal.uiUrl ?? '(external server: see its own UI)'}`,
-        `Admission    agents above ${config.OPSLEDGER_LOAD_THRESHOLD_PCT}% load take no task (OPSLEDGER_LOAD_THRESHOLD_PCT)`,
-        `Data folder  ${config.OPSLEDGER_DATA_DIR}`,
+        `Try          npx opsledger submit --action deploy --service kuma --playbook ping.yml --follow`,
         'Ctrl-C stops everything.',
       ]);
     }),

@@ -15,11 +15,12 @@ export class Lifecycle {
   close(): Promise<void> {
     this.closing ??= (async () => {
       for (const { name, close } of this.closers.reverse()) {
+        const started = Date.now();
         try {
-          logger.info({ component: name }, 'stopping');
           await close();
+          logger.info({ ms: Date.now() - started }, `${name} stopped`);
         } catch (err) {
-          logger.error({ err, component: name }, 'stop failed');
+          logger.error({ err, component: name }, `${name} did not stop cleanly`);
         }
       }
     })();

@@ -1,12 +1,25 @@
 import pino from 'pino';
+import pretty from 'pino-pretty';
 
-/** Structured JSON logs on stdout; every line about a task carries `taskId` (use `forTask`). */
-export const logger = pino({
+const options: pino.LoggerOptions = {
   level: process.env.LOG_LEVEL ?? 'info',
   base: { service: 'opsledger' },
   timestamp: pino.stdTimeFunctions.isoTime,
   redact: { paths: ['secretVars', '*.secretVars', 'input.secretVars'], censor: '[secret]' },
-});
+};
+
+/**
+ * A person at a terminal reads one line an event (time, level, message, its fields); anything else
+ * (a pipe, a file, a log collector) gets one JSON object a line. Synchronous, so the last lines
+ * before an exit are not lost.
+ */
+function destination(): pino.DestinationStream | undefined {
+  if (!process.stdout.isTTY) return undefined;
+  return pretty({ sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname,service', singleLine: true });
+}
+
+/** Structured logs on stdout; every line about a task carries `taskId` (use `forTask`). */
+export const logger = pino(options, destination());
 
 export type Logger = pino.Logger;
 

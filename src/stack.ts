@@ -26,7 +26,7 @@ export async function provideDatabase(config: Config, lifecycle: Lifecycle): Pro
     port: config.OPSLEDGER_EMBEDDED_PG_PORT,
     database: 'opsledger',
   });
-  lifecycle.add('embedded-postgres', pg.stop);
+  lifecycle.add('embedded PostgreSQL', pg.stop);
   logger.info({ url: redactPassword(pg.url) }, 'embedded PostgreSQL running');
   return pg.url;
 }
@@ -42,13 +42,13 @@ export async function provideTemporalDevServer(config: Config, lifecycle: Lifecy
     uiPort: config.TEMPORAL_UI_PORT,
     namespace: config.TEMPORAL_NAMESPACE,
   });
-  lifecycle.add('temporal-dev-server', server.stop);
+  lifecycle.add('Temporal dev server', server.stop);
   return server;
 }
 
 export async function openDb(url: string, config: Config, lifecycle: Lifecycle): Promise<Db> {
   const db = createDb({ connectionString: url, role: config.OPSLEDGER_DB_ROLE });
-  lifecycle.add('postgres-pool', db.close);
+  lifecycle.add('database pool', db.close);
   return db;
 }
 
@@ -123,7 +123,7 @@ export async function startApi(config: Config, db: Db, address: string, lifecycl
     server.once('error', reject);
     server.listen(config.PORT, resolve);
   });
-  lifecycle.add('api', async () => {
+  lifecycle.add('API', async () => {
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await temporal.connection.close();
   });

@@ -20,17 +20,22 @@ export const workflowBundlePath = path.join(projectRoot, 'dist', 'workflow-bundl
 
 let runtimeInstalled = false;
 
-/** Temporal's own logs join ours as JSON lines; signals are handled by whoever runs the worker. */
+/**
+ * Temporal's own logs join ours. Its INFO lines are worker lifecycle chatter that our own lines
+ * already say ("worker polling"), so they go to debug; so does the warning that an agent's queue
+ * has no workflows, which is how agents are meant to be. Signals are handled by whoever runs the worker.
+ */
 export function installTemporalRuntime(): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
   const levels: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
-    TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error',
+    TRACE: 'trace', DEBUG: 'debug', INFO: 'debug', WARN: 'warn', ERROR: 'error',
   };
   Runtime.install({
     shutdownSignals: [],
     logger: new DefaultLogger('INFO', (entry) => {
-      logger[levels[entry.level]]({ component: 'temporal', ...entry.meta }, entry.message);
+      const level = entry.message.startsWith('No workflows registered') ? 'debug' : levels[entry.level];
+      logger[level]({ component: 'temporal', ...entry.meta }, entry.message);
     }),
   });
 }

@@ -54,7 +54,7 @@ export async function migrate(connectionString: string, dir = sqlDir): Promise<M
 }
 
 async function applyOne(client: Client, name: string, sql: string, checksum: string): Promise<void> {
-  logger.info({ migration: name }, 'applying migration');
+  logger.debug({ migration: name }, 'applying migration');
   try {
     await client.query('BEGIN');
     // The DDL guards of the ledger let schema changes through only on this path.

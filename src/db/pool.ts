@@ -35,7 +35,10 @@ export function createDb({ connectionString, role, max = 10 }: DbOptions): Db {
     // Set at connection start (the role like SET ROLE), before any query can run on the connection.
     options: [...(role ? [`role=${role}`] : []), ...SESSION_SETTINGS].map((setting) => `-c ${setting}`).join(' '),
   });
-  pool.on('error', (err) => logger.warn({ err }, 'idle PostgreSQL connection failed'));
+  // The error of an idle client carries the whole client; its message and code say all there is.
+  pool.on('error', (err: Error & { code?: string }) =>
+    logger.warn({ error: err.message, code: err.code }, 'idle PostgreSQL connection failed'),
+  );
 
   return {
     pool,
