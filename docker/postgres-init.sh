@@ -8,7 +8,7 @@
 #              worker connect as it and switch to opsledger_app at connect time (src/db/pool.ts).
 #   temporal   owns `temporal` and `temporal_visibility`; auto-setup only loads the schema
 #              (SKIP_DB_CREATE=true), so the role needs no CREATEDB.
-# opsledger_app is created here and handed to opsledger WITH ADMIN OPTION: sql/003_app_role.sql
+# opsledger_app is created here and handed to opsledger WITH ADMIN OPTION: sql/005_app_role.sql
 # then finds it in place and may grant it, so the owner role needs no CREATEROLE.
 psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" \
   -v opsledger_password="${OPSLEDGER_DB_PASSWORD:?OPSLEDGER_DB_PASSWORD must be set}" \

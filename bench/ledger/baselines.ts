@@ -23,7 +23,7 @@ export type KumaBaseline = { indexedMs: number[]; withoutIndexMs: number[]; inde
  * (status, created_at), GIN(services_touched) and the others that cannot serve it. The
  * transaction is rolled back, so the index is back afterwards and nothing was rebuilt. Each side
  * runs as opsledger_app (SET LOCAL ROLE), as the API does. The DDL guard lets index changes on
- * tasks through (sql/005): an index cannot change what is stored.
+ * tasks through (sql/003_ledger_guard.sql): an index cannot change what is stored.
  */
 export async function kumaWithoutIndex(ownerUrl: string): Promise<KumaBaseline> {
   // One connection, so BEGIN, the DROP and the queries all run in the same transaction.

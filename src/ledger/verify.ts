@@ -37,9 +37,9 @@ const VERIFY_SQL = `
     FROM ledger_verify() v`;
 
 /**
- * Recomputes every row hash and link in PostgreSQL (ledger_verify(), sql/005) and names the
- * first broken row. An intact chain can still have lost or rewritten its newest rows: only a
- * checkpoint kept outside the database shows that (verifyAgainstCheckpoint).
+ * Recomputes every row hash and link in PostgreSQL (ledger_verify(), sql/003_ledger_guard.sql)
+ * and names the first broken row. An intact chain can still have lost or rewritten its newest
+ * rows: only a checkpoint kept outside the database shows that (verifyAgainstCheckpoint).
  */
 export async function verifyChain(db: Db): Promise<ChainVerification> {
   const { verification } = await runVerification(db, null);

@@ -131,7 +131,7 @@ describe('the ledger DDL guard', () => {
 
   test('the file applies as plain SQL without the migration setting, as psql would apply it', async () => {
     const plainUrl = await createDatabase('plain');
-    const dir = migrationsDir((name) => name < '005');
+    const dir = migrationsDir((name) => name < '003');
     try {
       await migrate(plainUrl, dir);
     } finally {
@@ -140,7 +140,7 @@ describe('the ledger DDL guard', () => {
     const client = new Client({ connectionString: plainUrl });
     await client.connect();
     try {
-      await client.query(fs.readFileSync(path.join(sqlDir, '005_ledger_ddl_guard.sql'), 'utf8'));
+      await client.query(fs.readFileSync(path.join(sqlDir, '003_ledger_guard.sql'), 'utf8'));
       await expect(client.query(WEAKENING_DDL[0]!)).rejects.toThrow(REFUSED);
       const { rows } = await client.query('SELECT rows_checked::int FROM ledger_verify()');
       expect(rows).toEqual([{ rows_checked: 0 }]);

@@ -1,9 +1,8 @@
--- Tamper evidence, part two: a one-call verification for the API and the CLI, and event
--- triggers that refuse DDL which would weaken the ledger (switch off or drop its triggers,
--- replace its functions, drop or alter the table) unless it runs inside a migration: the
--- migration runner sets opsledger.migrating = on for each file's transaction. A later file that
--- changes the ledger and is applied with psql needs the same, e.g.
--- PGOPTIONS='-c opsledger.migrating=on' psql -f sql/NNN_file.sql.
+-- Tamper evidence: verification in SQL, for the API and the CLI, and event triggers that refuse
+-- DDL which would weaken the ledger (switch off or drop its triggers, replace its functions, drop
+-- or alter the table) unless it runs inside a migration: the migration runner sets
+-- opsledger.migrating = on for each file's transaction. A file applied with psql needs the same,
+-- e.g. PGOPTIONS='-c opsledger.migrating=on' psql -1 -f sql/NNN_file.sql.
 --
 -- What this does not stop: the owner can set opsledger.migrating by hand, and a superuser can
 -- switch the guard off (`ALTER EVENT TRIGGER ... DISABLE`, or drop its function with CASCADE;
@@ -11,13 +10,45 @@
 -- careless scripts away from the ledger; the hash chain (ledger_verify) and checkpoints kept
 -- outside the database are what detect the rest.
 
--- The bytes ledger_row_hash() hashes, rendered straight from the columns. ledger_row_hash() is
--- never inlined (IMMUTABLE over STABLE parts) and jsonb_build_array() re-encodes every jsonb value
--- before printing it; this renders each value once and costs about two thirds as much, which is
--- most of a verification. A match proves the row as well as ledger_row_hash() would: the text is
--- a JSON rendering of the row's current values and equals the bytes hashed when it was appended.
--- ledger_verify() judges any row that does not match with ledger_row_hash() itself, so should the
--- two renderings ever differ, verification gets slower, never wrong.
+-- Verification runs in SQL so that it hashes exactly the bytes the append trigger hashed.
+-- The first row whose hash, link to its predecessor or sequence is wrong, or no row: what a
+-- verification checks, stated plainly, row by row in chain order. ledger_verify() below answers
+-- the same faster and is what the API and CLI call; this one is the reference that the tests and
+-- the ledger bench hold it to.
+CREATE FUNCTION ledger_first_broken_row()
+RETURNS TABLE (chain_seq bigint, task_id text, seq integer, reason text)
+LANGUAGE sql STABLE AS $$
+  WITH walk AS (
+    SELECT t.chain_seq, t.task_id, t.seq, t.prev_hash, t.row_hash,
+           ledger_row_hash(t, t.prev_hash) AS recomputed,
+           lag(t.row_hash) OVER w AS previous_row_hash,
+           lag(t.chain_seq) OVER w AS previous_chain_seq
+    FROM tasks t
+    WINDOW w AS (ORDER BY t.chain_seq)
+  )
+  SELECT w.chain_seq, w.task_id, w.seq,
+         CASE
+           WHEN w.chain_seq <> coalesce(w.previous_chain_seq, 0) + 1
+             THEN 'row(s) missing before chain_seq ' || w.chain_seq
+           WHEN w.prev_hash <> coalesce(w.previous_row_hash, repeat('0', 64))
+             THEN 'prev_hash does not match the previous row''s hash'
+           ELSE 'row_hash does not match the row''s content'
+         END
+  FROM walk w
+  WHERE w.chain_seq <> coalesce(w.previous_chain_seq, 0) + 1
+     OR w.prev_hash <> coalesce(w.previous_row_hash, repeat('0', 64))
+     OR w.recomputed <> w.row_hash
+  ORDER BY w.chain_seq
+  LIMIT 1
+$$;
+
+-- The bytes ledger_row_hash() hashes, rendered straight from the columns. jsonb_build_array()
+-- re-encodes every jsonb value before printing it; this renders each value once and costs about
+-- two thirds as much, which is most of a verification. A match proves the row as well as
+-- ledger_row_hash() would: the text is a JSON rendering of the row's current values and equals the
+-- bytes hashed when it was appended. ledger_verify() judges any row that does not match with
+-- ledger_row_hash() itself, so should the two renderings ever differ, verification gets slower,
+-- never wrong.
 CREATE FUNCTION ledger_row_hash_fast(t tasks) RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
   SELECT encode(sha256(convert_to(concat(
@@ -85,8 +116,6 @@ BEGIN
     LEFT JOIN LATERAL (SELECT t.task_id, t.seq FROM tasks t WHERE t.chain_seq = broken.chain_seq LIMIT 1) b ON true;
 END
 $$;
-
-GRANT EXECUTE ON FUNCTION ledger_row_hash_fast(tasks), ledger_verify() TO opsledger_app;
 
 -- One function serves both events. ddl_command_end names the changed object by oid and shows
 -- the catalogs as the command left them, so a rename is seen under the new name: the table is

@@ -32,18 +32,21 @@ CREATE TABLE reservations (
 CREATE INDEX reservations_agent_idx ON reservations (agent_id);
 
 -- Tasks paused before dispatch, in dispatch order (priority, then age). A row the dispatcher has
--- reserved for carries granted_agent until its workflow has been signalled.
+-- reserved for carries granted_agent until its workflow has been signalled, and the agent's load
+-- when it was picked, which the workflow records with its dispatch; the two go together.
 CREATE TABLE pause_queue (
-  task_id       text PRIMARY KEY,
-  pool          text        NOT NULL,
-  priority      integer     NOT NULL,
-  enqueued_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
-  reason        text        NOT NULL CHECK (reason IN ('capacity', 'operator_hold', 'dispatch_hold')),
-  shortfall     text,
-  requirements  jsonb       NOT NULL,
-  held_by       text,
-  granted_agent text,
-  updated_at    timestamptz NOT NULL DEFAULT clock_timestamp()
+  task_id              text PRIMARY KEY,
+  pool                 text        NOT NULL,
+  priority             integer     NOT NULL,
+  enqueued_at          timestamptz NOT NULL DEFAULT clock_timestamp(),
+  reason               text        NOT NULL CHECK (reason IN ('capacity', 'operator_hold', 'dispatch_hold')),
+  shortfall            text,
+  requirements         jsonb       NOT NULL,
+  held_by              text,
+  granted_agent        text,
+  load_pct_at_dispatch numeric,
+  updated_at           timestamptz NOT NULL DEFAULT clock_timestamp(),
+  CONSTRAINT pause_queue_grant_has_load CHECK ((granted_agent IS NULL) = (load_pct_at_dispatch IS NULL))
 );
 CREATE INDEX pause_queue_dispatch_order_idx ON pause_queue (pool, priority DESC, enqueued_at, task_id);
 
@@ -55,6 +58,3 @@ CREATE TABLE dispatch_control (
   changed_at timestamptz NOT NULL DEFAULT now()
 );
 INSERT INTO dispatch_control DEFAULT VALUES;
-
-GRANT SELECT, INSERT, UPDATE, DELETE ON agents, reservations, pause_queue TO opsledger_app;
-GRANT SELECT, UPDATE ON dispatch_control TO opsledger_app;

@@ -1,6 +1,6 @@
 -- The audit ledger: one immutable row per decision or outcome of a task.
 -- Rows are hash-chained in insertion order (chain_seq) so that an edit that bypasses the
--- triggers below is detected by verification (see 002_ledger_verify.sql).
+-- triggers below is detected by verification (003_ledger_guard.sql).
 
 CREATE TABLE tasks (
   id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -29,15 +29,22 @@ CREATE TABLE tasks (
   prev_hash        text        NOT NULL,
   row_hash         text        NOT NULL,
   CONSTRAINT tasks_task_seq_key  UNIQUE (task_id, seq),
-  CONSTRAINT tasks_chain_seq_key UNIQUE (chain_seq)
+  CONSTRAINT tasks_chain_seq_key UNIQUE (chain_seq),
+  -- A service is a name. The running totals count a row once per service it touches, and a NULL
+  -- among them would be taken for the whole-ledger series (and makes counting fail).
+  CONSTRAINT tasks_services_named
+    CHECK (array_position(services_touched, NULL) IS NULL AND '' <> ALL (services_touched))
 );
 
 COMMENT ON TABLE tasks IS 'Append-only audit ledger of opsledger; rows are hash-chained by chain_seq.';
 
 -- The canonical bytes of a row: a JSON array of the core fields, time as epoch microseconds
 -- (timestamp text would depend on the session time zone) and jsonb in its own stable text form.
+-- STABLE, because jsonb_build_array() and extract() over timestamptz are: declared IMMUTABLE it
+-- could not be inlined, and the SQL-function executor planned its query again in every
+-- transaction (0.07 ms of each append). Inlined, the append trigger plans it once per session.
 CREATE FUNCTION ledger_row_hash(t tasks, prev_hash text) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
   SELECT encode(sha256(convert_to(jsonb_build_array(
     t.chain_seq, t.task_id, t.run_id, t.seq, t.status, t.action, t.services_touched,
     t.agent, t.actor, t.plan, t.outcome, t.resources_used, t.failure, t.failure_class,
@@ -49,6 +56,9 @@ $$;
 -- Appends are serialised by one transaction-scoped advisory lock, held to commit, so the chain
 -- never forks and chain_seq order is commit order. A retried append of the same (task_id, seq)
 -- finds its row already there and is skipped, so recording is idempotent.
+-- Every 256th append also brings the running totals up to date (ledger_totals_catch_up(),
+-- 002_ledger_totals.sql): in a BEFORE trigger the row itself is not in the table yet, so the
+-- catch-up counts the rows up to the one before it.
 CREATE FUNCTION tasks_chain_append() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -65,6 +75,17 @@ BEGIN
   NEW.chain_seq := coalesce(head.chain_seq, 0) + 1;
   NEW.prev_hash := coalesce(head.row_hash, repeat('0', 64));
   NEW.row_hash := ledger_row_hash(NEW, NEW.prev_hash);
+  IF NEW.chain_seq % 256 = 0 THEN
+    -- Derived data never holds up the ledger: should counting fail, the append goes on, the mark
+    -- stays (the audit queries count the rows after it themselves, only more of them) and the
+    -- next 256th append tries again. WHEN OTHERS does not catch a cancelled statement.
+    BEGIN
+      PERFORM ledger_totals_catch_up();
+    EXCEPTION WHEN OTHERS THEN
+      RAISE WARNING 'ledger running totals not brought up to date: %', SQLERRM
+        USING HINT = 'Audit answers stay exact; SELECT ledger_totals_catch_up() as the owner shows the error.';
+    END;
+  END IF;
   RETURN NEW;
 END
 $$;
@@ -106,8 +127,16 @@ ALTER TABLE tasks ENABLE ALWAYS TRIGGER tasks_reject_truncate;
 CREATE INDEX tasks_created_at_id_idx ON tasks (created_at, id);
 CREATE INDEX tasks_status_created_at_idx ON tasks (status, created_at);
 CREATE INDEX tasks_services_touched_idx ON tasks USING gin (services_touched);
-CREATE INDEX tasks_failed_created_at_id_idx ON tasks (created_at, id) INCLUDE (failure_class)
-  WHERE status = 'failed';
+-- /audit/failures walks this one newest first. A failure is a final row that did not succeed
+-- (docs/failure-classes.md). status = 'failed' (or any subset of these statuses, written as
+-- literals) implies the predicate, so the status filter of /audit uses it too.
+CREATE INDEX tasks_failures_created_at_id_idx ON tasks (created_at, id)
+  WHERE status IN ('failed', 'timed_out', 'cancelled');
+-- A failure class filter (on /audit/failures or /audit) starts at its class, newest first: walking
+-- all failures for a class that is rare or absent read the whole partial index (28.7 ms at p95 on
+-- 1M rows). failure_class = $1 implies the predicate, whatever the value.
+CREATE INDEX tasks_failure_class_created_at_id_idx ON tasks (failure_class, created_at, id)
+  WHERE failure_class IS NOT NULL;
 -- The intent filter (action + service): walk one action newest first and keep the rows of the
 -- service, instead of decoding the services GIN bitmap (~135k rows) for a 50-row page.
 CREATE INDEX tasks_action_created_at_id_idx ON tasks (action, created_at, id);
