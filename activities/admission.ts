@@ -1,5 +1,5 @@
-import type { AdmissionRepository, AdmissionRequest, Admission } from '../src/admission/repository';
-import type { CapacityGrant } from '../workflows/messages';
+import type { Admission, AdmissionRequest, CapacityGrant } from '../contracts';
+import type { AdmissionRepository } from '../src/admission/repository';
 
 /** Admission decisions as activities; all of them go through the admission lock in PostgreSQL. */
 export function createAdmissionActivities(admission: AdmissionRepository) {

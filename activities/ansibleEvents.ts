@@ -1,4 +1,4 @@
-import type { PlaybookCounts, PlaybookProgress, PlaybookStep } from '../workflows/types';
+import type { PlaybookCounts, PlaybookProgress, PlaybookStep } from '../contracts';
 
 /**
  * Folds the `ansible.posix.jsonl` callback's events (one JSON object per line) into the

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import type { Readable } from 'node:stream';
-import type { Json, PlaybookProgress, PlaybookRun } from '../workflows/types';
+import type { Json, PlaybookProgress, PlaybookRun } from '../contracts';
 import { AnsibleEventFold } from './ansibleEvents';
 import { PlaybookNotFoundError } from '../src/errors';
 import { killProcessGroup, sampleProcessGroup } from './processTree';

@@ -3,7 +3,7 @@ import type { AdmissionRepository } from '../src/admission/repository';
 import type { LedgerRepository } from '../src/ledger/repository';
 import { OpsError, SecretsUnavailableError } from '../src/errors';
 import { unsealSecrets } from '../src/secrets';
-import type { LedgerEntry, PlaybookProgress, PlaybookRun } from '../workflows/types';
+import type { LedgerEntry, PlaybookProgress, PlaybookRun } from '../contracts';
 import { createAdmissionActivities } from './admission';
 import type { PlaybookRequest, PlaybookRunner } from './ansibleRunner';
 

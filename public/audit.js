@@ -6,9 +6,9 @@
  */
 (() => {
   const API = '/api/v1/audit';
+  const OPENAPI = '/api/v1/openapi.json';
   const TOKEN_KEY = 'opsledger.auditToken';
   const FILTERS = ['status', 'service', 'intent', 'action', 'failureClass', 'agent', 'taskId', 'changed', 'from', 'to', 'limit'];
-  const FAILURE_CLASSES = ['resource_constraint', 'application_error', 'infrastructure', 'timeout', 'cancelled'];
   const RESOURCE_LABELS = {
     cpuTimeS: ['CPU time', ' s'],
     wallTimeS: ['Wall time', ' s'],
@@ -134,6 +134,26 @@
       input.append(el('option', { value }, value));
     }
     input.value = value;
+  }
+
+  /**
+   * Each select[data-choices] lists the enum of the OpenAPI component it names, so the page offers
+   * exactly the values the API accepts. The document is public: the lists load before any token.
+   * A value already chosen (from the address, or by the reader meanwhile) is kept.
+   */
+  async function loadChoices() {
+    try {
+      const { components } = await apiGet(OPENAPI);
+      for (const select of document.querySelectorAll('select[data-choices]')) {
+        const chosen = select.value;
+        const values = components.schemas[select.dataset.choices].enum;
+        select.replaceChildren(select.options[0], ...values.map((value) => el('option', { value }, value)));
+        setField(select.id, chosen);
+      }
+    } catch (error) {
+      $('choices-status').textContent =
+        `The status, action and failure class lists could not be loaded (${error.message}); those filters still work from the address.`;
+    }
   }
 
   function reflectInAddress(params, push) {
@@ -285,7 +305,7 @@
       $('summary-period').replaceChildren(service ? `Service ${service}, from ` : 'All services, from ', localTime(summary.from), ' to ', localTime(summary.to), '.');
       $('summary').replaceChildren(
         summaryItem(summary.total === 1 ? 'failure' : 'failures', summary.total),
-        ...FAILURE_CLASSES.map((name) => summaryItem(name.replace(/_/g, ' '), (summary.byClass || {})[name] || 0, name)),
+        ...Object.entries(summary.byClass).map(([name, count]) => summaryItem(name.replace(/_/g, ' '), count, name)),
       );
     } catch (error) {
       if (generation !== state.generation) return;
@@ -478,6 +498,7 @@
       search({ push: false });
     });
     search({ push: false });
+    loadChoices();
   }
 
   start();

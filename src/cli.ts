@@ -9,6 +9,7 @@ import { ApiError } from './client/apiClient';
 import { Lifecycle } from './lifecycle';
 import { logger } from './logger';
 import { ensureTemporalCli, TemporalCliUnavailable } from './temporal/cli';
+import { registerSearchAttributesWhenReady } from './temporal/searchAttributes';
 import { openDb, provideDatabase, devDefaults, provideTemporalDevServer, runMigrations, startApi, startWorker } from './stack';
 
 const program = new Command()
@@ -86,6 +87,16 @@ program
     const token = newToken();
     console.log(`token:           ${token}`);
     console.log(`OPSLEDGER_TOKENS entry: ${name}:${role}:${hashToken(token)}`);
+  });
+
+program
+  .command('search-attributes')
+  .description("Register the Ops* search attributes in TEMPORAL_ADDRESS's namespace, waiting for it to answer (a real server's one-shot).")
+  .option('--wait-s <seconds>', 'how long to wait for the namespace', Number, 180)
+  .action(async ({ waitS }: { waitS: number }) => {
+    const config = loadConfig();
+    const names = await registerSearchAttributesWhenReady(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, waitS);
+    console.log(`search attributes registered in ${config.TEMPORAL_NAMESPACE}: ${names.join(', ')}`);
   });
 
 program

@@ -1,6 +1,15 @@
 // The package's API for orchestrators written in TypeScript.
-export { createApiClient, ApiError, type ApiClient, type LiveTask, type SubmitResult } from './client/apiClient';
-export { SubmitTaskRequest, ACTIONS, type TaskSpec } from './tasks/schema';
+export { createApiClient, ApiError, type ApiClient } from './client/apiClient';
 export { startTask, connectTemporal } from './temporal/client';
 export { taskWorkflow, stateQuery, pauseUpdate, resumeUpdate, overrideUpdate, cancelUpdate } from '../workflows';
-export type { TaskState, TaskStatus, PlaybookRun, TaskWorkflowInput } from '../workflows/types';
+export {
+  ACTIONS,
+  SubmitTaskRequest,
+  type LiveTask,
+  type PlaybookRun,
+  type SubmitTaskResponse,
+  type TaskSpec,
+  type TaskState,
+  type TaskStatus,
+  type TaskWorkflowInput,
+} from '../contracts';

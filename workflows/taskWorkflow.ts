@@ -1,5 +1,4 @@
 import {
-  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
   condition,
@@ -10,29 +9,26 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import type { Admission, AdmissionRequest } from '../src/admission/repository';
-import { inferIntents } from './intent';
-import {
-  cancelUpdate,
-  capacityGrantedSignal,
-  overrideUpdate,
-  pauseUpdate,
-  resumeUpdate,
-  stateQuery,
-  type CapacityGrant,
-  type OperatorCommand,
-  type OverrideCommand,
-} from './messages';
-import { OpsAgent, OpsStatus } from './searchAttributes';
 import type {
+  Admission,
+  AdmissionRequest,
+  CapacityGrant,
   FailureClass,
   Json,
   LedgerEntry,
+  OperatorCommand,
+  OverrideCommand,
   PlaybookRun,
   TaskState,
   TaskStatus,
   TaskWorkflowInput,
-} from './types';
+} from '../contracts';
+import { checkCommand } from '../contracts/commandRules';
+import { inferIntents } from '../contracts/intent';
+import { OpsAgent, OpsStatus } from '../contracts/searchAttributes';
+import { activityFailureClass, failureMessage, runFailureClass } from './failureClasses';
+import { outcomeOf, planOf } from './ledgerPayloads';
+import { cancelUpdate, capacityGrantedSignal, overrideUpdate, pauseUpdate, resumeUpdate, stateQuery } from './messages';
 
 const { recordDecision, admit, holdTask, releaseHold, overrideAdmission, finishTask, estimateDuration } = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
@@ -105,28 +101,27 @@ class TaskRun {
     });
     setHandler(pauseUpdate, (cmd?: OperatorCommand) => this.submit({ kind: 'hold', by: by(cmd), reason: cmd?.reason }), {
       validator: (cmd?: OperatorCommand) => {
-        validateCommand(cmd);
+        checkCommand('pause', cmd);
         this.mustBeWaiting('pause');
         if (this.held) throw new Error(`task ${this.input.taskId} is already held`);
       },
     });
     setHandler(resumeUpdate, (cmd?: OperatorCommand) => this.submit({ kind: 'resume', by: by(cmd) }), {
       validator: (cmd?: OperatorCommand) => {
-        validateCommand(cmd);
+        checkCommand('resume', cmd);
         this.mustBeWaiting('resume');
         if (!this.held) throw new Error(`task ${this.input.taskId} is not held; only a held task can be resumed`);
       },
     });
     setHandler(overrideUpdate, (cmd?: OverrideCommand) => this.submit({ kind: 'override', by: by(cmd), agentId: cmd?.agentId }), {
       validator: (cmd?: OverrideCommand) => {
-        validateCommand(cmd);
-        if (cmd?.agentId !== undefined && typeof cmd.agentId !== 'string') throw new Error('agentId must be a string');
+        checkCommand('override', cmd);
         this.mustBeWaiting('override');
       },
     });
     setHandler(cancelUpdate, (cmd?: OperatorCommand) => this.submitCancel({ kind: 'cancel', by: by(cmd), reason: cmd?.reason }), {
       validator: (cmd?: OperatorCommand) => {
-        validateCommand(cmd);
+        checkCommand('cancel', cmd);
         if (this.phase === 'final') throw new Error(`task ${this.input.taskId} has already ended (${this.state.status})`);
         if (this.cancelledBy) throw new Error(`task ${this.input.taskId} is already being cancelled`);
       },
@@ -280,7 +275,7 @@ class TaskRun {
     } catch (err) {
       if (this.cancelledBy) throw this.cancelledBy;
       if (isCancellation(err)) throw err;
-      const failureClass = classifyActivityFailure(err);
+      const failureClass = activityFailureClass(err);
       const failure = { message: failureMessage(err), stack: (err as Error).stack, context: { agent: grant.agentId, attempt: this.state.attempt, plan: planOf(this.input) } };
       if (failureClass === 'infrastructure' && this.state.attempt < this.input.runtime.maxInfraAttempts) {
         this.lostRun = `attempt ${this.state.attempt} on ${grant.agentId}: ${failure.message}`;
@@ -295,7 +290,7 @@ class TaskRun {
       this.executionScope = undefined;
     }
     if (this.cancelledBy) throw this.cancelledBy;
-    const failureClass = failureClassOf(run);
+    const failureClass = runFailureClass(run);
     this.state.result = run.result;
     return this.finish(run.result, {
       agent: grant.agentId,
@@ -390,63 +385,4 @@ class TaskRun {
 
 function by(cmd: OperatorCommand | undefined): string {
   return cmd?.by ?? 'temporal-cli';
-}
-
-function validateCommand(cmd: unknown): void {
-  if (cmd === undefined || cmd === null) return;
-  if (typeof cmd !== 'object') throw new Error('expected an object like {"by": "alice"}');
-  const { by: who, reason } = cmd as OverrideCommand;
-  if (who !== undefined && (typeof who !== 'string' || who.length === 0 || who.length > 200)) {
-    throw new Error('by must be a non-empty string');
-  }
-  if (reason !== undefined && typeof reason !== 'string') throw new Error('reason must be a string');
-}
-
-function planOf(input: TaskWorkflowInput): Json {
-  return {
-    steps: input.plan?.steps ?? [],
-    estimatedDurationS: input.plan?.estimatedDurationS ?? null,
-    complexity: input.plan?.complexity ?? null,
-    playbook: input.playbook,
-    checkMode: input.checkMode,
-    priority: input.priority,
-    requirements: input.requirements,
-  };
-}
-
-function outcomeOf(run: PlaybookRun): Json {
-  return {
-    result: run.result,
-    exitCode: run.exitCode,
-    counts: { ...run.counts },
-    keyMessages: run.keyMessages,
-    steps: run.steps.map((s) => ({ ...s })),
-    outputTail: run.outputTail,
-  };
-}
-
-/** The failure-class rules, documented in docs/failure-classes.md. */
-export function failureClassOf(run: PlaybookRun): FailureClass | undefined {
-  switch (run.result) {
-    case 'succeeded':
-      return undefined;
-    case 'timed_out':
-      return 'timeout';
-    case 'cancelled':
-      return 'cancelled';
-    case 'failed':
-      return run.counts.unreachable > 0 && run.counts.failed === 0 ? 'infrastructure' : 'application_error';
-  }
-}
-
-/** A playbook that cannot be found is the task's fault; anything else that kills the activity is infrastructure. */
-function classifyActivityFailure(err: unknown): FailureClass {
-  const cause = err instanceof ActivityFailure ? err.cause : err;
-  if (cause instanceof ApplicationFailure && cause.type === 'PlaybookNotFoundError') return 'application_error';
-  return 'infrastructure';
-}
-
-function failureMessage(err: unknown): string {
-  const cause = err instanceof ActivityFailure && err.cause ? err.cause : err;
-  return cause instanceof Error ? cause.message : String(cause);
 }

@@ -1,5 +1,5 @@
 import { proxyActivities } from '@temporalio/workflow';
-import type { TaskWorkflowInput } from '../../workflows/types';
+import type { TaskWorkflowInput } from '../../contracts';
 import type { BareActivities } from '../support/bareActivities';
 
 // The same activity options taskWorkflow gives its shared-queue activities.

@@ -1,7 +1,9 @@
 import { parseOrThrow } from '../../src/api/problem';
 import { createDb, type Db } from '../../src/db/pool';
-import { AuditQuery, nowMicros, toAuditFilter, type AuditFilter } from '../../src/ledger/auditFilters';
-import { createAuditQueries, withIntents } from '../../src/ledger/auditQueries';
+import { AuditQuery, toAuditFilter, type AuditFilter } from '../../src/ledger/auditFilters';
+import { nowMicros } from '../../src/ledger/micros';
+import { createAuditQueries } from '../../src/ledger/auditQueries';
+import { withIntents } from '../../src/ledger/auditRows';
 import type { CursorPosition } from '../../src/ledger/cursor';
 import { LEDGER_COLUMNS, toLedgerRow } from '../../src/ledger/repository';
 import { percentile } from '../support/stats';

@@ -5,16 +5,14 @@ import {
   FailureSummaryQuery,
   FailuresQuery,
   IntentsQuery,
-  microsToIso,
-  nowMicros,
   RangeQuery,
   toAuditFilter,
   toTimeRange,
 } from '../../src/ledger/auditFilters';
+import { microsToIso, nowMicros } from '../../src/ledger/micros';
 import { createAuditQueries } from '../../src/ledger/auditQueries';
 import { createLedgerRepository } from '../../src/ledger/repository';
-import { ACTIONS } from '../../src/tasks/schema';
-import { FAILURE_CLASSES, TASK_STATUSES } from '../../workflows/types';
+import { ACTIONS, FAILURE_CLASSES, TASK_STATUSES } from '../../contracts';
 import { AGENTS, SERVICES } from './fixture';
 import { recordingDb, seededRandom, summarize, timed, type Statement, type Timings } from './measure';
 

@@ -1,5 +1,5 @@
 import type { Db } from '../../src/db/pool';
-import type { TaskStatus } from '../../workflows/types';
+import type { TaskStatus } from '../../contracts';
 
 /** A ledger row reduced to what the bench checks; times as epoch microseconds (PostgreSQL's clock). */
 export type RowSummary = { taskId: string; status: TaskStatus; chainSeq: number; atUs: number };

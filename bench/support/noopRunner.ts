@@ -1,5 +1,5 @@
 import type { PlaybookRunner } from '../../activities/ansibleRunner';
-import type { PlaybookRun } from '../../workflows/types';
+import type { PlaybookRun } from '../../contracts';
 
 export type CountingNoopRunner = PlaybookRunner & {
   /** How many times the playbook of this task ran: the bench's exactly-once check. */

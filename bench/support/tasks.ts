@@ -1,5 +1,4 @@
-import { SubmitTaskRequest } from '../../src/tasks/schema';
-import type { TaskRuntime, TaskWorkflowInput } from '../../workflows/types';
+import { SubmitTaskRequest, type TaskRuntime, type TaskWorkflowInput } from '../../contracts';
 
 /** A task as the API would build it from a minimal submit body (defaults from the same schema). */
 export function benchTask(taskId: string, runtime: TaskRuntime, over: Partial<SubmitTaskRequest> = {}): TaskWorkflowInput {

@@ -3,7 +3,8 @@ import type { PoolClient } from 'pg';
 import { capacityGrantedSignal } from '../../workflows/messages';
 import type { Db } from '../db/pool';
 import { logger } from '../logger';
-import { DISPATCH_CHANNEL, type AdmissionRepository } from './repository';
+import { DISPATCH_CHANNEL } from './dispatchControl';
+import type { AdmissionRepository } from './repository';
 
 export type DispatcherOptions = {
   db: Db;

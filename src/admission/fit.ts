@@ -1,10 +1,5 @@
 /** Pure admission arithmetic: does a task fit an agent, and which agent has the most room. */
-
-export interface Needs {
-  cpu: number;
-  memoryMb: number;
-  gpuVramMb: number;
-}
+import type { Requirements } from '../../contracts';
 
 export interface AgentCapacity {
   agentId: string;
@@ -14,7 +9,7 @@ export interface AgentCapacity {
   memoryFreeMb: number;
   gpuVramFreeMb: number | null;
   /** What admitted, unfinished tasks already hold on this agent. */
-  reserved: Needs;
+  reserved: Requirements;
 }
 
 export type Pick =
@@ -22,21 +17,21 @@ export type Pick =
   | { fits: false; shortfall: string };
 
 /** CPU a task needs, as load % of the agent's cores, on top of what the agent reports. */
-export function loadAfter(agent: AgentCapacity, needs: Needs): number {
+export function loadAfter(agent: AgentCapacity, needs: Requirements): number {
   return agent.loadPct + (100 * (agent.reserved.cpu + needs.cpu)) / agent.cpuCores;
 }
 
-export function memoryLeft(agent: AgentCapacity, needs: Needs): number {
+export function memoryLeft(agent: AgentCapacity, needs: Requirements): number {
   return agent.memoryFreeMb - agent.reserved.memoryMb - needs.memoryMb;
 }
 
-export function vramLeft(agent: AgentCapacity, needs: Needs): number | null {
+export function vramLeft(agent: AgentCapacity, needs: Requirements): number | null {
   if (needs.gpuVramMb === 0) return 0;
   if (agent.gpuVramFreeMb === null) return null;
   return agent.gpuVramFreeMb - agent.reserved.gpuVramMb - needs.gpuVramMb;
 }
 
-export function fits(agent: AgentCapacity, needs: Needs, thresholdPct: number): boolean {
+export function fits(agent: AgentCapacity, needs: Requirements, thresholdPct: number): boolean {
   const vram = vramLeft(agent, needs);
   return loadAfter(agent, needs) <= thresholdPct && memoryLeft(agent, needs) >= 0 && vram !== null && vram >= 0;
 }
@@ -45,7 +40,7 @@ export function fits(agent: AgentCapacity, needs: Needs, thresholdPct: number): 
  * The agent with the most headroom after the task (lowest resulting load, then most memory
  * left) among those it fits; otherwise a shortfall an operator can act on.
  */
-export function pickAgent(agents: AgentCapacity[], needs: Needs, thresholdPct: number): Pick {
+export function pickAgent(agents: AgentCapacity[], needs: Requirements, thresholdPct: number): Pick {
   const candidates = agents
     .filter((a) => fits(a, needs, thresholdPct))
     .sort((a, b) => loadAfter(a, needs) - loadAfter(b, needs) || memoryLeft(b, needs) - memoryLeft(a, needs));
@@ -55,11 +50,11 @@ export function pickAgent(agents: AgentCapacity[], needs: Needs, thresholdPct: n
 }
 
 /** Override: the live agent with the most headroom, whatever the threshold says. */
-export function pickAgentIgnoringCapacity(agents: AgentCapacity[], needs: Needs): AgentCapacity | undefined {
+export function pickAgentIgnoringCapacity(agents: AgentCapacity[], needs: Requirements): AgentCapacity | undefined {
   return [...agents].sort((a, b) => loadAfter(a, needs) - loadAfter(b, needs))[0];
 }
 
-export function describeShortfall(agents: AgentCapacity[], needs: Needs, thresholdPct: number): string {
+export function describeShortfall(agents: AgentCapacity[], needs: Requirements, thresholdPct: number): string {
   if (agents.length === 0) return 'no live agent';
   if (needs.gpuVramMb > 0) {
     const best = Math.max(...agents.map((a) => (a.gpuVramFreeMb === null ? -1 : a.gpuVramFreeMb - a.reserved.gpuVramMb)));

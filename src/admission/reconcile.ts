@@ -1,6 +1,9 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import type { AdmissionRequest } from '../../contracts';
 import { stateQuery } from '../../workflows/messages';
+import type { Db } from '../db/pool';
 import { logger } from '../logger';
+import { wakeDispatcher } from './dispatchControl';
 import type { AdmissionRepository } from './repository';
 
 /**
@@ -45,4 +48,34 @@ async function isRunning(temporal: Client, taskId: string): Promise<boolean> {
     if (err instanceof WorkflowNotFoundError) return false;
     throw err;
   }
+}
+
+/** What reconciliation reads and repairs in PostgreSQL. */
+export function createReconciliationQueries(db: Db) {
+  return {
+    /** Puts back the queue row of a workflow that waits without one (reconciliation). */
+    async requeue(request: AdmissionRequest, opts: { heldBy?: string; enqueuedAt: Date }): Promise<boolean> {
+      const rows = await db.query(
+        `INSERT INTO pause_queue (task_id, pool, priority, reason, requirements, held_by, enqueued_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (task_id) DO NOTHING RETURNING task_id`,
+        [
+          request.taskId, request.pool, request.priority, opts.heldBy ? 'operator_hold' : 'capacity',
+          JSON.stringify(request.needs), opts.heldBy ?? null, opts.enqueuedAt,
+        ],
+      );
+      if (rows.length > 0) await wakeDispatcher(db, request.taskId);
+      return rows.length > 0;
+    },
+
+    /** A pool's queue rows and reservations, for reconciliation with the Temporal server that runs its workflows. */
+    async trackedTasks(pool: string): Promise<string[]> {
+      const rows = await db.query<{ task_id: string }>(
+        `SELECT task_id FROM pause_queue WHERE pool = $1
+         UNION
+         SELECT r.task_id FROM reservations r JOIN agents a ON a.agent_id = r.agent_id WHERE a.pool = $1`,
+        [pool],
+      );
+      return rows.map((r) => r.task_id);
+    },
+  };
 }

@@ -1,6 +1,6 @@
 import type { Client } from '@temporalio/client';
 import express, { type Express } from 'express';
-import type { TaskRuntime } from '../../workflows/types';
+import type { TaskRuntime } from '../../contracts';
 import type { AdmissionRepository } from '../admission/repository';
 import type { Db } from '../db/pool';
 import { NotFoundError } from '../errors';
@@ -47,7 +47,7 @@ export function createApp(deps: AppDeps): Express {
     next();
   });
 
-  app.use(healthRouter(deps));
+  app.use(healthRouter({ ...deps, openapi }));
   // The page is public; the data it shows needs the reader's own token.
   app.use(auditPageRouter());
   app.use('/api/v1', tasksRouter({ ...deps, openapi }));

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import type { AuditRow } from '../../contracts';
 import { cliApiClient } from './apiTarget';
 import { ConfigError, loadConfig, type Config } from '../config';
 import { createDb, type Db } from '../db/pool';
@@ -28,11 +29,6 @@ async function withDb<T>(config: Config, work: (db: Db) => Promise<T>): Promise<
 
 const FILTERS = ['status', 'service', 'intent', 'action', 'failureClass', 'agent', 'taskId', 'changed', 'from', 'to'] as const;
 
-type AuditRow = {
-  createdAt: string; taskId: string; seq: number; status: string; action: string; services: string[];
-  intents: string[]; agent: string | null; actor: string; failureClass: string | null;
-};
-
 /**
  * `opsledger audit [filters]` reads through the API (same filters, same validation, same token
  * rules); `verify` and `checkpoint` go straight to the ledger database.
@@ -54,7 +50,7 @@ export function registerLedgerCommands(audit: Command): void {
       const rows: AuditRow[] = [];
       for (let cursor: string | null = null; ; ) {
         if (cursor) query.set('cursor', cursor);
-        const page: { rows: AuditRow[]; nextCursor: string | null } = await api.call('GET', `/api/v1/audit?${query}`);
+        const page = await api.audit(query);
         rows.push(...page.rows);
         cursor = page.nextCursor;
         if (!opts.all || !cursor) break;

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
-import type { LiveTask, SubmitResult } from '../client/apiClient';
+import type { LiveTask, SubmitTaskResponse } from '../../contracts';
 import { cliApiClient } from './apiTarget';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -28,7 +28,7 @@ export function registerTaskCommands(program: Command): void {
     .action(async (opts: SubmitOptions) => {
       const api = cliApiClient();
       // The API validates the body and names any bad field in its answer.
-      const { taskId, existing } = await api.call<SubmitResult>('POST', '/api/v1/tasks', submitBody(opts));
+      const { taskId, existing } = await api.call<SubmitTaskResponse>('POST', '/api/v1/tasks', submitBody(opts));
       console.log(`${existing ? 'already submitted' : 'submitted'}: ${taskId}`);
       if (!opts.follow) return;
       const final = await api.follow(taskId, (state) => console.log(describeState(state)));
@@ -60,10 +60,7 @@ export function registerTaskCommands(program: Command): void {
     .description('Tasks waiting before dispatch, in dispatch order.')
     .option('--json', 'machine-readable output')
     .action(async (opts: { json?: boolean }) => {
-      const queue = await cliApiClient().call<{ dispatch: { held: boolean; heldBy: string | null }; tasks: QueueRow[] }>(
-        'GET',
-        '/api/v1/pause-queue',
-      );
+      const queue = await cliApiClient().queue();
       if (opts.json) return console.log(JSON.stringify(queue, null, 2));
       if (queue.dispatch.held) console.log(`dispatch is held by ${queue.dispatch.heldBy}`);
       if (queue.tasks.length === 0) return console.log('no task is waiting');
@@ -85,13 +82,11 @@ export function registerTaskCommands(program: Command): void {
       .description(held ? 'hold all dispatch (maintenance)' : 'release the dispatch hold')
       .option('--by <who>')
       .action(async (opts: { by?: string }) => {
-        const state = await cliApiClient().call<{ held: boolean }>('POST', `/api/v1/dispatch/${held ? 'hold' : 'release'}`, opts.by ? { by: opts.by } : {});
+        const state = await cliApiClient().dispatchHold(held, opts.by);
         console.log(state.held ? 'dispatch is held' : 'dispatch is released');
       });
   }
 }
-
-type QueueRow = { position: number; taskId: string; priority: number; reason: string; heldBy: string | null; shortfall: string | null; enqueuedAt: string };
 
 type SubmitOptions = {
   file?: string; taskId?: string; action?: string; service?: string[]; playbook?: string; inventory?: string;

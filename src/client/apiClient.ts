@@ -1,8 +1,15 @@
-import type { SubmitTaskRequest } from '../tasks/schema';
-import type { TaskState } from '../../workflows/types';
-
-export type SubmitResult = { taskId: string; runId: string; existing: boolean };
-export type LiveTask = TaskState & { workflow: { runId: string; status: string } };
+import {
+  isFinalStatus,
+  type AuditPage,
+  type DispatchState,
+  type LiveTask,
+  type OperatorCommandName,
+  type OverrideCommand,
+  type PauseQueue,
+  type SubmitTaskRequest,
+  type SubmitTaskResponse,
+  type TaskState,
+} from '../../contracts';
 
 export class ApiError extends Error {
   constructor(
@@ -14,8 +21,6 @@ export class ApiError extends Error {
     this.name = 'ApiError';
   }
 }
-
-const FINAL = new Set(['succeeded', 'failed', 'cancelled', 'timed_out']);
 
 /**
  * The typed client an orchestrator (or the CLI) uses against the REST API:
@@ -39,10 +44,15 @@ export function createApiClient({ baseUrl, token }: { baseUrl: string; token?: s
 
   const client = {
     call,
-    submit: (request: SubmitTaskRequest) => call<SubmitResult>('POST', '/api/v1/tasks', request),
+    submit: (request: SubmitTaskRequest) => call<SubmitTaskResponse>('POST', '/api/v1/tasks', request),
     state: (taskId: string) => call<LiveTask>('GET', `/api/v1/tasks/${encodeURIComponent(taskId)}`),
-    command: (taskId: string, name: 'pause' | 'resume' | 'override' | 'cancel', body: Record<string, string> = {}) =>
+    command: (taskId: string, name: OperatorCommandName, body: OverrideCommand = {}) =>
       call<TaskState>('POST', `/api/v1/tasks/${encodeURIComponent(taskId)}/${name}`, body),
+    /** One page of ledger rows; `filters` are GET /api/v1/audit's query parameters, `cursor` included. */
+    audit: (filters: URLSearchParams) => call<AuditPage>('GET', `/api/v1/audit?${filters}`),
+    queue: () => call<PauseQueue>('GET', '/api/v1/pause-queue'),
+    dispatchHold: (held: boolean, by?: string) =>
+      call<DispatchState>('POST', `/api/v1/dispatch/${held ? 'hold' : 'release'}`, by ? { by } : {}),
 
     /** Polls the live state until the task ends, calling `onChange` whenever what it shows changes. */
     async follow(taskId: string, onChange: (state: LiveTask) => void = () => undefined, everyMs = 1000): Promise<LiveTask> {
@@ -54,7 +64,7 @@ export function createApiClient({ baseUrl, token }: { baseUrl: string; token?: s
           last = shown;
           onChange(state);
         }
-        if (FINAL.has(state.status)) return state;
+        if (isFinalStatus(state.status)) return state;
         await new Promise((r) => setTimeout(r, everyMs));
       }
     },

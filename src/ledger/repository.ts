@@ -1,5 +1,5 @@
 import type { Db } from '../db/pool';
-import type { FailureClass, Json, LedgerEntry, TaskStatus } from '../../workflows/types';
+import type { FailureClass, Json, LedgerEntry, TaskStatus } from '../../contracts';
 
 /** A ledger row as the API returns it. */
 export interface LedgerRow {
@@ -25,44 +25,72 @@ export interface LedgerRow {
   rowHash: string;
 }
 
-export const LEDGER_COLUMNS = `id::text, task_id, run_id, seq, status, action, services_touched, agent, actor,
-  plan, outcome, resources_used, failure, failure_class, suggestions, created_at, updated_at,
-  chain_seq::text, prev_hash, row_hash`;
-
-type RawRow = {
-  id: string; task_id: string; run_id: string | null; seq: number; status: TaskStatus; action: string;
-  services_touched: string[]; agent: string | null; actor: string; plan: Json | null; outcome: Json | null;
-  resources_used: Json | null; failure: Json | null; failure_class: FailureClass | null; suggestions: Json | null;
-  created_at: Date; updated_at: Date; chain_seq: string; prev_hash: string; row_hash: string;
+type Column = {
+  name: string;
+  /** How a SELECT reads it, where that is not the bare column: bigints as text. */
+  read?: string;
+  /** pg reads it as a Date; the API gives ISO text. */
+  time?: true;
+  /** Its value in an append; the columns without one are the table's or the chain trigger's to fill. */
+  write?: (entry: LedgerEntry) => unknown;
 };
 
-export function toLedgerRow(r: RawRow): LedgerRow {
-  return {
-    id: r.id, taskId: r.task_id, runId: r.run_id, seq: r.seq, status: r.status, action: r.action,
-    services: r.services_touched, agent: r.agent, actor: r.actor, plan: r.plan, outcome: r.outcome,
-    resourcesUsed: r.resources_used, failure: r.failure, failureClass: r.failure_class,
-    suggestions: r.suggestions, createdAt: r.created_at.toISOString(), updatedAt: r.updated_at.toISOString(),
-    chainSeq: r.chain_seq, prevHash: r.prev_hash, rowHash: r.row_hash,
-  };
-}
+/** Every column of a ledger row, in the table's order, under its field of LedgerRow. */
+const COLUMNS = {
+  id: { name: 'id', read: 'id::text' },
+  taskId: { name: 'task_id', write: (e) => e.taskId },
+  runId: { name: 'run_id', write: (e) => e.runId },
+  seq: { name: 'seq', write: (e) => e.seq },
+  status: { name: 'status', write: (e) => e.status },
+  action: { name: 'action', write: (e) => e.action },
+  services: { name: 'services_touched', write: (e) => e.services },
+  agent: { name: 'agent', write: (e) => e.agent ?? null },
+  actor: { name: 'actor', write: (e) => e.actor },
+  plan: { name: 'plan', write: (e) => jsonb(e.plan) },
+  outcome: { name: 'outcome', write: (e) => jsonb(e.outcome) },
+  resourcesUsed: { name: 'resources_used', write: (e) => jsonb(e.resourcesUsed) },
+  failure: { name: 'failure', write: (e) => jsonb(e.failure) },
+  failureClass: { name: 'failure_class', write: (e) => e.failureClass ?? null },
+  suggestions: { name: 'suggestions' },
+  createdAt: { name: 'created_at', time: true },
+  updatedAt: { name: 'updated_at', time: true },
+  chainSeq: { name: 'chain_seq', read: 'chain_seq::text' },
+  prevHash: { name: 'prev_hash' },
+  rowHash: { name: 'row_hash' },
+} as const satisfies { [F in keyof LedgerRow]: Column };
 
-/**
- * The append's INSERT, against the ledger or (for the benchmark's baseline) a twin table of the
- * same shape; the chain columns and times are the trigger's to fill.
- */
-export function appendStatement(table: 'tasks' | 'tasks_plain'): string {
-  return `INSERT INTO ${table} (task_id, run_id, seq, status, action, services_touched, agent, actor,
-                        plan, outcome, resources_used, failure, failure_class)
-   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-   RETURNING ${LEDGER_COLUMNS}`;
-}
+type Field = keyof typeof COLUMNS;
+
+/** A row as pg returns it: by column name, times as Date. */
+type RawRow = {
+  [F in Field as (typeof COLUMNS)[F]['name']]: (typeof COLUMNS)[F] extends { time: true } ? Date : LedgerRow[F];
+};
+
+const FIELDS = Object.entries(COLUMNS) as [Field, Column][];
+const APPENDED = FIELDS.map(([, column]) => column).filter(
+  (column): column is Column & Required<Pick<Column, 'write'>> => column.write !== undefined,
+);
+
+export const LEDGER_COLUMNS = FIELDS.map(([, column]) => column.read ?? column.name).join(', ');
+
+/** The columns an append writes, and their placeholders, in the order of appendValues(). */
+export const APPEND_COLUMNS = APPENDED.map((column) => column.name).join(', ');
+export const APPEND_PLACEHOLDERS = APPENDED.map((_, i) => `$${i + 1}`).join(', ');
+
+const APPEND_SQL = `INSERT INTO tasks (${APPEND_COLUMNS}) VALUES (${APPEND_PLACEHOLDERS}) RETURNING ${LEDGER_COLUMNS}`;
 
 export function appendValues(entry: LedgerEntry): unknown[] {
-  return [
-    entry.taskId, entry.runId, entry.seq, entry.status, entry.action, entry.services, entry.agent ?? null,
-    entry.actor, jsonb(entry.plan), jsonb(entry.outcome), jsonb(entry.resourcesUsed),
-    jsonb(entry.failure), entry.failureClass ?? null,
-  ];
+  return APPENDED.map((column) => column.write(entry));
+}
+
+export function toLedgerRow(raw: RawRow): LedgerRow {
+  const byName: Record<string, unknown> = raw;
+  const row: Partial<Record<Field, unknown>> = {};
+  for (const [field, column] of FIELDS) {
+    const value = byName[column.name];
+    row[field] = column.time ? (value as Date).toISOString() : value;
+  }
+  return row as LedgerRow;
 }
 
 export function createLedgerRepository(db: Db) {
@@ -72,7 +100,7 @@ export function createLedgerRepository(db: Db) {
      * chain trigger and answers the row already recorded.
      */
     async append(entry: LedgerEntry): Promise<LedgerRow> {
-      const inserted = await db.query<RawRow>(appendStatement('tasks'), appendValues(entry));
+      const inserted = await db.query<RawRow>(APPEND_SQL, appendValues(entry));
       const row = inserted[0] ?? (await this.row(entry.taskId, entry.seq));
       if (!row) throw new Error(`ledger append of ${entry.taskId}#${entry.seq} left no row`);
       return toLedgerRow(row as RawRow);

@@ -1,8 +1,6 @@
 import { Client, Connection, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { taskWorkflow } from '../../workflows';
-import { inferIntents } from '../../workflows/intent';
-import { OpsAction, OpsIntent, OpsServices, OpsStatus } from '../../workflows/searchAttributes';
-import type { TaskWorkflowInput } from '../../workflows/types';
+import { inferIntents, OpsAction, OpsIntent, OpsServices, OpsStatus, type SubmitTaskResponse, type TaskWorkflowInput } from '../../contracts';
 
 export type TemporalTarget = { address: string; namespace: string };
 
@@ -12,13 +10,14 @@ export async function connectTemporal({ address, namespace }: TemporalTarget): P
   return new Client({ connection, namespace });
 }
 
-export type SubmitResult = { taskId: string; runId: string; existing: boolean };
+/** What starting the workflow answers; the API adds the links of its response. */
+export type StartedTask = Pick<SubmitTaskResponse, 'taskId' | 'runId' | 'existing'>;
 
 /**
  * Starts taskWorkflow with the task id as workflow id. A second submit of the same id, running
  * or finished, is answered with the existing task and never starts a second run.
  */
-export async function startTask(client: Client, spec: TaskWorkflowInput): Promise<SubmitResult> {
+export async function startTask(client: Client, spec: TaskWorkflowInput): Promise<StartedTask> {
   try {
     const handle = await client.workflow.start(taskWorkflow, {
       taskQueue: spec.runtime.pool,

@@ -1,6 +1,6 @@
 import { Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { SEARCH_ATTRIBUTES } from '../../workflows/searchAttributes';
+import { SEARCH_ATTRIBUTES } from '../../contracts';
 
 const { IndexedValueType } = temporal.api.enums.v1;
 
@@ -22,4 +22,26 @@ export async function ensureSearchAttributes(connection: Connection, namespace: 
     namespace,
     searchAttributes: Object.fromEntries(missing.map(([name, key]) => [name, TYPES[key.type]])),
   });
+}
+
+/**
+ * For a server that is still starting (a compose one-shot): waits until the namespace answers,
+ * then registers. A real server creates its namespace in the background after its frontend is up.
+ */
+export async function registerSearchAttributesWhenReady(address: string, namespace: string, waitS: number): Promise<string[]> {
+  const deadline = Date.now() + waitS * 1000;
+  for (;;) {
+    try {
+      const connection = await Connection.connect({ address, connectTimeout: 2000 });
+      try {
+        await ensureSearchAttributes(connection, namespace);
+        return Object.keys(SEARCH_ATTRIBUTES);
+      } finally {
+        await connection.close();
+      }
+    } catch (err) {
+      if (Date.now() > deadline) throw new Error(`namespace ${namespace} at ${address} did not answer in ${waitS} s: ${(err as Error).message}`);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
 }

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import express from 'express';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { ACTIONS, FAILURE_CLASSES, TASK_STATUSES } from '../../contracts';
 import { auditPageRouter } from '../../src/api/routes/auditPage';
 import { forwardTo } from '../support/forward';
 import { api, eventually, startTestStack, TEST_TOKENS, type TestStack } from '../support/stack';
@@ -40,7 +41,7 @@ describe('the audit explorer page in a browser', () => {
       const res = await api(stack.baseUrl, 'GET', `/api/v1/audit/tasks/${taskId}`);
       const rows: TrailRow[] = res.status === 200 ? res.json.rows : [];
       return rows.some((r) => FINAL.includes(r.status)) ? rows : undefined;
-    }, 30_000);
+    });
 
   beforeAll(async () => {
     stack = await startTestStack();
@@ -87,6 +88,19 @@ describe('the audit explorer page in a browser', () => {
     expect(script.status).toBe(200);
     expect(script.headers.get('content-type')).toContain('javascript');
     expect((await fetch(`${baseUrl}/audit/assets/%2e%2e/package.json`)).status).toBe(404);
+  });
+
+  test('the status, action and failure class lists are the API\'s, and an address keeps a value they lack', async () => {
+    await page.goto(`${baseUrl}/audit?status=failed,timed_out&action=deploy`);
+    // The selects are filled in document order, failure class last.
+    await page.locator('#failureClass option[value="timeout"]').waitFor({ state: 'attached' });
+    const options = (id: string) => page.$$eval(`#${id} option`, (all) => all.map((o) => o.textContent));
+    expect(await options('status')).toEqual(['any', ...TASK_STATUSES, 'failed,timed_out']);
+    expect(await options('action')).toEqual(['any', ...ACTIONS]);
+    expect(await options('failureClass')).toEqual(['any', ...FAILURE_CLASSES]);
+    expect(await page.inputValue('#status')).toBe('failed,timed_out');
+    expect(await page.inputValue('#action')).toBe('deploy');
+    expect(await page.textContent('#choices-status')).toBe('');
   });
 
   test('with a viewer token, a service filter shows exactly that service\'s rows, and the failed task\'s trail', async () => {
@@ -152,7 +166,7 @@ describe('the audit explorer page in a browser', () => {
     expect(await page.inputValue('#limit')).toBe('4');
     const first = await shownRows();
     expect(first).toHaveLength(4);
-    // Two tasks write six rows, or up to ten when a busy machine made them wait for capacity
+    // Two tasks write six rows, or up to ten when another suite's dispatch hold made them wait
     // (paused, resumed): click until the last page, each click adding the rows after the last.
     for (let pages = 1; await page.locator('#more').isVisible(); pages++) {
       expect(pages).toBeLessThan(Math.ceil(trails.length / 4));

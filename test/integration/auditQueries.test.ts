@@ -13,19 +13,19 @@ import { auditRouter } from '../../src/api/routes/audit';
 import { databaseUrl, dropDatabase, ensureDatabase } from '../../src/db/databases';
 import { migrate } from '../../src/db/migrate';
 import { createDb, type Db } from '../../src/db/pool';
-import { MICROS_PER_HOUR, microsToIso, nowMicros } from '../../src/ledger/auditFilters';
+import { MICROS_PER_HOUR, microsToIso, nowMicros } from '../../src/ledger/micros';
 import { createAuditQueries } from '../../src/ledger/auditQueries';
 import { createLedgerRepository } from '../../src/ledger/repository';
 import { sqlDir } from '../../src/paths';
-import { ACTIONS } from '../../src/tasks/schema';
-import { FAILURE_CLASSES, TASK_STATUSES, type TaskStatus } from '../../workflows/types';
+import { ACTIONS, FAILURE_CLASSES, TASK_STATUSES, type TaskStatus } from '../../contracts';
 import { testEnv } from '../support/testEnv';
 
 /**
  * The audit endpoints against a brute-force reference computed here over the exact fixture of a
  * scratch database: every page of every filter combination, and every aggregate, must equal it.
- * Part of the fixture exists before sql/004 is applied (its backfill counts it), the rest is
- * appended afterwards in batches, single rows and back-dated rows (its trigger counts them).
+ * Part of the fixture exists before sql/002_ledger_totals.sql is applied (the first catch-up
+ * counts it), the rest is appended afterwards in batches, single rows and back-dated rows (the
+ * catch-ups count them).
  */
 
 const NOW_MS = Math.floor(Date.now() / 1000) * 1000;
@@ -367,13 +367,13 @@ describe('audit queries against a brute-force reference', () => {
     await ensureDatabase(testEnv('adminUrl'), database);
     ledgerUrl = databaseUrl(testEnv('adminUrl'), database);
 
-    // The ledger before the rollups: the first days of the fixture, counted by 004's backfill.
-    const before004 = fs.mkdtempSync(path.join(os.tmpdir(), 'opsledger-sql-'));
-    for (const file of fs.readdirSync(sqlDir).filter((f) => f.endsWith('.sql') && f < '004')) {
-      fs.copyFileSync(path.join(sqlDir, file), path.join(before004, file));
+    // The ledger before the running totals: the first days of the fixture, counted by the first catch-up.
+    const beforeTotals = fs.mkdtempSync(path.join(os.tmpdir(), 'opsledger-sql-'));
+    for (const file of fs.readdirSync(sqlDir).filter((f) => f.endsWith('.sql') && f < '002')) {
+      fs.copyFileSync(path.join(sqlDir, file), path.join(beforeTotals, file));
     }
-    await migrate(ledgerUrl, before004);
-    fs.rmSync(before004, { recursive: true, force: true });
+    await migrate(ledgerUrl, beforeTotals);
+    fs.rmSync(beforeTotals, { recursive: true, force: true });
 
     owner = new Client({ connectionString: ledgerUrl });
     await owner.connect();
@@ -384,7 +384,7 @@ describe('audit queries against a brute-force reference', () => {
     await insertAsOwner(backfilled);
     await migrate(ledgerUrl);
 
-    // After 004: batches of many rows, single rows, then rows back-dated before existing hours.
+    // After the totals: batches of many rows, single rows, then rows back-dated before existing hours.
     const singles = appended.slice(-40);
     for (let i = 0; i < appended.length - singles.length; i += 150) {
       await insertAsOwner(appended.slice(i, Math.min(i + 150, appended.length - singles.length)));

@@ -1,7 +1,7 @@
 import { Client } from 'pg';
 import { createDb, type Db } from '../../src/db/pool';
 import { createLedgerRepository } from '../../src/ledger/repository';
-import type { LedgerEntry } from '../../workflows/types';
+import type { LedgerEntry } from '../../contracts';
 import { testEnv } from '../support/testEnv';
 
 const entry = (taskId: string, seq: number, over: Partial<LedgerEntry> = {}): LedgerEntry => ({

@@ -10,12 +10,12 @@ import { verifyRouter } from '../../src/api/routes/verify';
 import { migrate } from '../../src/db/migrate';
 import { databaseUrl, dropDatabase } from '../../src/db/databases';
 import { createDb, type Db } from '../../src/db/pool';
-import { MICROS_PER_HOUR, nowMicros } from '../../src/ledger/auditFilters';
+import { MICROS_PER_HOUR, nowMicros } from '../../src/ledger/micros';
 import { createAuditQueries } from '../../src/ledger/auditQueries';
 import { createCheckpoint, readCheckpointFile, writeCheckpointFile } from '../../src/ledger/checkpoint';
 import { createLedgerRepository, type LedgerRow } from '../../src/ledger/repository';
 import { verifyAgainstCheckpoint, verifyChain } from '../../src/ledger/verify';
-import type { LedgerEntry, TaskStatus } from '../../workflows/types';
+import type { LedgerEntry, TaskStatus } from '../../contracts';
 import { testEnv } from '../support/testEnv';
 
 const KEY = 'integration-test-checkpoint-key';

@@ -4,15 +4,17 @@ import {
   AuditQuery,
   FailuresQuery,
   IntentsQuery,
-  microsToIso,
-  nowMicros,
-  parseTimeRef,
   RangeQuery,
-  resolveTimeRef,
   toAuditFilter,
   toTimeRange,
 } from '../../src/ledger/auditFilters';
-import { splitOnWholeHours } from '../../src/ledger/auditQueries';
+import {
+  microsToIso,
+  nowMicros,
+  parseTimeRef,
+  resolveTimeRef,
+} from '../../src/ledger/micros';
+import { splitOnWholeHours } from '../../src/ledger/auditAggregates';
 import { decodeCursor, encodeCursor } from '../../src/ledger/cursor';
 import { parseOrThrow } from '../../src/api/problem';
 

@@ -1,7 +1,5 @@
-import { inferIntents, parseIntent } from '../../workflows/intent';
-import { isInsideFolder, SubmitTaskRequest } from '../../src/tasks/schema';
+import { inferIntents, isInsideFolder, parseIntent, type PlaybookRun, SubmitTaskRequest } from '../../contracts';
 import { redactSecrets } from '../../activities/ansibleRunner';
-import type { PlaybookRun } from '../../workflows/types';
 import { sealSecrets, SecretKeyError, unsealSecrets } from '../../src/secrets';
 
 describe('intents', () => {

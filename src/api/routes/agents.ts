@@ -2,8 +2,9 @@ import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
 import { Router } from 'express';
 import { z } from 'zod';
 import type { AdmissionRepository } from '../../admission/repository';
+import { AgentList } from '../../../contracts';
 import { requireRole } from '../auth';
-import { problemResponse } from '../openapi';
+import { jsonResponse, problemResponse } from '../openapi';
 import { parseOrThrow } from '../problem';
 
 export type AgentsRouterDeps = { admission: AdmissionRepository; openapi: OpenAPIRegistry };
@@ -52,7 +53,7 @@ export function agentsRouter({ admission, openapi }: AgentsRouterDeps): Router {
     method: 'get',
     path: '/api/v1/agents',
     summary: 'Agents, their last capacity report, whether it is recent enough to admit on, and what is reserved on them.',
-    responses: { 200: { description: 'Agents' } },
+    responses: { 200: jsonResponse('Agents, by agentId', AgentList) },
   });
   router.get('/agents', requireRole('viewer'), async (_req, res) => {
     const rows = await admission.agents();
@@ -77,7 +78,7 @@ export function agentsRouter({ admission, openapi }: AgentsRouterDeps): Router {
           gpuVramMb: Number(a.reserved_gpu_vram_mb),
         },
       })),
-    });
+    } satisfies AgentList);
   });
 
   return router;

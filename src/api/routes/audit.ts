@@ -8,17 +8,26 @@ import {
   FailureSummaryQuery,
   FailuresQuery,
   IntentsQuery,
-  nowMicros,
   RangeQuery,
   ServiceParams,
   toAuditFilter,
   toTimeRange,
 } from '../../ledger/auditFilters';
-import { createAuditQueries, withIntents, type AuditPage } from '../../ledger/auditQueries';
+import { nowMicros } from '../../ledger/micros';
+import { createAuditQueries } from '../../ledger/auditQueries';
+import { withIntents, type RowsPage } from '../../ledger/auditRows';
 import { decodeCursor, encodeCursor } from '../../ledger/cursor';
 import type { LedgerRepository } from '../../ledger/repository';
-import { TaskId } from '../../tasks/schema';
-import { problemResponse } from '../openapi';
+import {
+  AuditPage,
+  ByService,
+  FailureSummary,
+  IntentCounts,
+  ServiceDetail,
+  TaskId,
+  TaskTrail,
+} from '../../../contracts';
+import { jsonResponse, problemResponse } from '../openapi';
 import { parseOrThrow } from '../problem';
 
 export type AuditRouterDeps = {
@@ -43,7 +52,7 @@ export function auditRouter({ db, ledger, openapi, cursorSecret, clock = Date.no
     limit: query.limit,
     ...(query.cursor === undefined ? {} : { after: decodeCursor(query.cursor, cursorSecret) }),
   });
-  const pageBody = ({ rows, next }: AuditPage) => ({
+  const pageBody = ({ rows, next }: RowsPage): AuditPage => ({
     rows,
     nextCursor: next === null ? null : encodeCursor(next, cursorSecret),
   });
@@ -56,7 +65,7 @@ export function auditRouter({ db, ledger, openapi, cursorSecret, clock = Date.no
       'Ordered by (createdAt, id) descending; pass nextCursor as cursor for the next page (keyset: rows ' +
       'appended meanwhile never shift a page). Each row carries its inferred intents.',
     request: { query: AuditQuery },
-    responses: { 200: { description: '{ rows, nextCursor }; nextCursor is null on the last page' }, 400: invalid },
+    responses: { 200: jsonResponse('A page of rows', AuditPage), 400: invalid },
   });
   router.get('/audit', async (req, res) => {
     const query = parseOrThrow(AuditQuery, req.query);
@@ -68,7 +77,7 @@ export function auditRouter({ db, ledger, openapi, cursorSecret, clock = Date.no
     path: '/api/v1/audit/failures',
     summary: 'Failures (failed, timed_out and cancelled rows), newest first, a page at a time.',
     request: { query: FailuresQuery },
-    responses: { 200: { description: '{ rows, nextCursor }' }, 400: invalid },
+    responses: { 200: jsonResponse('A page of failure rows', AuditPage), 400: invalid },
   });
   router.get('/audit/failures', async (req, res) => {
     const query = parseOrThrow(FailuresQuery, req.query);
@@ -81,11 +90,11 @@ export function auditRouter({ db, ledger, openapi, cursorSecret, clock = Date.no
     summary: 'Failures (failed, timed_out and cancelled rows) in a range by failure class, of the whole ledger or one service.',
     description: 'Range [from, to): to defaults to now, from to seven days before to. Exact at any range.',
     request: { query: FailureSummaryQuery },
-    responses: { 200: { description: '{ from, to, total, byClass } with all five classes' }, 400: invalid },
+    responses: { 200: jsonResponse('Failures by class, every class listed', FailureSummary), 400: invalid },
   });
   router.get('/audit/failures/summary', async (req, res) => {
     const query = parseOrThrow(FailureSummaryQuery, req.query);
-    res.json(await audit.failureSummary(toTimeRange(query, now()), query.service));
+    res.json((await audit.failureSummary(toTimeRange(query, now()), query.service)) satisfies FailureSummary);
   });
 
   openapi.registerPath({
@@ -96,11 +105,11 @@ export function auditRouter({ db, ledger, openapi, cursorSecret, clock = Date.no
       'Range [from, to): to defaults to now, from to seven days before to. A row touching two services ' +
       'counts for both; services without rows in the range are left out.',
     request: { query: RangeQuery },
-    responses: { 200: { description: '{ from, to, services: [{ service, total, byStatus }] } by service name' }, 400: invalid },
+    responses: { 200: jsonResponse('Rows per service and status', ByService), 400: invalid },
   });
   router.get('/audit/by-service', async (req, res) => {
     const query = parseOrThrow(RangeQuery, req.query);
-    res.json(await audit.byService(toTimeRange(query, now())));
+    res.json((await audit.byService(toTimeRange(query, now()))) satisfies ByService);
   });
 
   openapi.registerPath({
@@ -110,7 +119,7 @@ export function auditRouter({ db, ledger, openapi, cursorSecret, clock = Date.no
     description: 'Intents count tasks queued in the range, as /audit/intents does.',
     request: { params: ServiceParams, query: RangeQuery },
     responses: {
-      200: { description: '{ service, from, to, total, byStatus, intents, recent }' },
+      200: jsonResponse('The service over the range', ServiceDetail),
       400: invalid,
       404: problemResponse('The ledger has no row touching this service'),
     },
@@ -120,7 +129,7 @@ export function auditRouter({ db, ledger, openapi, cursorSecret, clock = Date.no
     const query = parseOrThrow(RangeQuery, req.query);
     const detail = await audit.serviceDetail(service, toTimeRange(query, now()));
     if (!detail) throw new NotFoundError(`no ledger rows touch service ${service}`);
-    res.json(detail);
+    res.json(detail satisfies ServiceDetail);
   });
 
   openapi.registerPath({
@@ -132,11 +141,11 @@ export function auditRouter({ db, ledger, openapi, cursorSecret, clock = Date.no
       'a task touching two services has two intents. to defaults to now, from to seven days before to. ' +
       'Sorted by count descending, then intent.',
     request: { query: IntentsQuery },
-    responses: { 200: { description: '{ from, to, intents: [{ intent, action, service, count }] }' }, 400: invalid },
+    responses: { 200: jsonResponse('Intents with their task counts', IntentCounts), 400: invalid },
   });
   router.get('/audit/intents', async (req, res) => {
     const query = parseOrThrow(IntentsQuery, req.query);
-    res.json(await audit.intents(toTimeRange(query, now()), { service: query.service, action: query.action }));
+    res.json((await audit.intents(toTimeRange(query, now()), { service: query.service, action: query.action })) satisfies IntentCounts);
   });
 
   openapi.registerPath({
@@ -144,13 +153,13 @@ export function auditRouter({ db, ledger, openapi, cursorSecret, clock = Date.no
     path: '/api/v1/audit/tasks/{taskId}',
     summary: 'The whole ledger trail of one task, oldest first.',
     request: { params: TaskIdParams },
-    responses: { 200: { description: 'Ledger rows' }, 404: problemResponse('No rows for this task') },
+    responses: { 200: jsonResponse('The task’s rows, oldest first', TaskTrail), 404: problemResponse('No rows for this task') },
   });
   router.get('/audit/tasks/:taskId', async (req, res) => {
     const { taskId } = parseOrThrow(TaskIdParams, req.params);
     const rows = await ledger.trail(taskId);
     if (rows.length === 0) throw new NotFoundError(`no ledger rows for task ${taskId}`);
-    res.json({ taskId, rows: rows.map(withIntents) });
+    res.json({ taskId, rows: rows.map(withIntents) } satisfies TaskTrail);
   });
 
   return router;

@@ -2,7 +2,9 @@ import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
 import { Router } from 'express';
 import { z } from 'zod';
 import type { AdmissionRepository } from '../../admission/repository';
+import { DispatchState, PauseQueue } from '../../../contracts';
 import { requireRole } from '../auth';
+import { jsonResponse } from '../openapi';
 import { parseOrThrow } from '../problem';
 
 export type DispatchRouterDeps = { admission: AdmissionRepository; openapi: OpenAPIRegistry };
@@ -18,11 +20,11 @@ export function dispatchRouter({ admission, openapi }: DispatchRouterDeps): Rout
     path: '/api/v1/pause-queue',
     summary: 'Tasks waiting before dispatch, in dispatch order (priority, then age), with why each waits.',
     request: { query: QueueQuery },
-    responses: { 200: { description: 'Waiting tasks' } },
+    responses: { 200: jsonResponse('Whether dispatch is held, and the waiting tasks', PauseQueue) },
   });
   router.get('/pause-queue', requireRole('viewer'), async (req, res) => {
     const { pool } = parseOrThrow(QueueQuery, req.query);
-    res.json({ dispatch: await admission.dispatchHold(), tasks: await admission.queue(pool) });
+    res.json({ dispatch: await admission.dispatchHold(), tasks: await admission.queue(pool) } satisfies PauseQueue);
   });
 
   for (const held of [true, false]) {
@@ -34,12 +36,12 @@ export function dispatchRouter({ admission, openapi }: DispatchRouterDeps): Rout
         ? 'Hold all dispatch (maintenance): new and waiting tasks wait until released.'
         : 'Release a dispatch hold: waiting tasks that fit resume in order.',
       request: { body: { content: { 'application/json': { schema: HoldBody } } } },
-      responses: { 200: { description: 'Dispatch state' } },
+      responses: { 200: jsonResponse('Dispatch state', DispatchState) },
     });
     router.post(`/dispatch/${name}`, requireRole('operator'), async (req, res) => {
       const body = parseOrThrow(HoldBody, req.body ?? {});
       await admission.setDispatchHold(held, body.by ?? res.locals.principal?.name ?? 'api');
-      res.json(await admission.dispatchHold());
+      res.json((await admission.dispatchHold()) satisfies DispatchState);
     });
   }
 

@@ -1,21 +1,47 @@
+import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
 import type { Client } from '@temporalio/client';
 import { Router } from 'express';
+import { z } from 'zod';
 import type { Db } from '../../db/pool';
 import { registry } from '../../metrics';
+import { jsonResponse, problemResponse } from '../openapi';
 import { sendProblem } from '../problem';
 
-export type HealthRouterDeps = { db: Db; temporal: Client };
+export type HealthRouterDeps = { db: Db; temporal: Client; openapi: OpenAPIRegistry };
+
+const Liveness = z.object({ status: z.literal('ok') }).meta({ id: 'Liveness' });
+
+const Readiness = z
+  .object({
+    status: z.literal('ready'),
+    checks: z.array(z.object({ name: z.string(), ok: z.boolean(), error: z.string().optional() })),
+  })
+  .meta({ id: 'Readiness' });
 
 const READY_CHECK_TIMEOUT_MS = 2000;
 
-export function healthRouter({ db, temporal }: HealthRouterDeps): Router {
+export function healthRouter({ db, temporal, openapi }: HealthRouterDeps): Router {
   const router = Router();
 
+  // Probes run without a token.
+  openapi.registerPath({
+    method: 'get',
+    path: '/healthz',
+    summary: 'The API process is up.',
+    security: [],
+    responses: { 200: jsonResponse('Up', Liveness) },
+  });
   router.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
+    res.json({ status: 'ok' } satisfies z.infer<typeof Liveness>);
   });
 
-  /** Ready when PostgreSQL and Temporal both answer. */
+  openapi.registerPath({
+    method: 'get',
+    path: '/readyz',
+    summary: 'Ready when PostgreSQL and Temporal both answer.',
+    security: [],
+    responses: { 200: jsonResponse('Ready', Readiness), 503: problemResponse('Not ready: the problem names each failing check') },
+  });
   router.get('/readyz', async (req, res) => {
     const checks = await Promise.all([
       check('postgres', () => db.query('SELECT 1')),
@@ -23,7 +49,7 @@ export function healthRouter({ db, temporal }: HealthRouterDeps): Router {
     ]);
     const failing = checks.filter((c) => !c.ok);
     if (failing.length === 0) {
-      res.json({ status: 'ready', checks });
+      res.json({ status: 'ready', checks } satisfies z.infer<typeof Readiness>);
       return;
     }
     sendProblem(res, {

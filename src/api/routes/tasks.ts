@@ -12,11 +12,22 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import { Router } from 'express';
 import { z } from 'zod';
 import { cancelUpdate, overrideUpdate, pauseUpdate, resumeUpdate, stateQuery } from '../../../workflows/messages';
-import type { PlaybookProgress, TaskRuntime, TaskWorkflowInput } from '../../../workflows/types';
+import {
+  COMMAND_INPUT,
+  LiveTask,
+  OPERATOR_COMMANDS,
+  PlaybookProgress,
+  SubmitTaskRequest,
+  SubmitTaskResponse,
+  TaskId,
+  TaskState,
+  type OperatorCommandName,
+  type TaskRuntime,
+  type TaskWorkflowInput,
+} from '../../../contracts';
 import { InvalidTransitionError, NotFoundError, ValidationError } from '../../errors';
 import { forTask } from '../../logger';
 import { tasksSubmitted } from '../../metrics';
-import { SubmitTaskRequest, TaskId } from '../../tasks/schema';
 import { sealSecrets } from '../../secrets';
 import { startTask } from '../../temporal/client';
 import { requireRole } from '../auth';
@@ -32,29 +43,14 @@ export type TasksRouterDeps = {
   openapi: OpenAPIRegistry;
 };
 
-const SubmitTaskResponse = z
-  .object({ taskId: TaskId, runId: z.string(), existing: z.boolean(), links: z.record(z.string(), z.string()) })
-  .meta({ id: 'SubmitTaskResponse' });
-
 const TaskIdParams = z.object({ taskId: TaskId });
 
-export const OperatorCommandBody = z
-  .strictObject({
-    by: z.string().min(1).max(200).optional().meta({ description: 'Who asks; defaults to the caller.' }),
-    reason: z.string().max(1000).optional(),
-  })
-  .meta({ id: 'OperatorCommand' });
-
-export const OverrideCommandBody = OperatorCommandBody.extend({
-  agentId: z.string().regex(/^[A-Za-z0-9._-]+$/).optional().meta({ description: 'Dispatch to this agent.' }),
-}).meta({ id: 'OverrideCommand' });
-
 const COMMANDS = {
-  pause: { update: pauseUpdate, body: OperatorCommandBody, summary: 'Hold a waiting task: it keeps its place but is not resumed automatically.' },
-  resume: { update: resumeUpdate, body: OperatorCommandBody, summary: 'Release an operator hold: the task waits for capacity again, in its old place.' },
-  override: { update: overrideUpdate, body: OverrideCommandBody, summary: 'Dispatch a waiting task now, ignoring capacity.' },
-  cancel: { update: cancelUpdate, body: OperatorCommandBody, summary: 'Cancel a task; a running playbook is killed.' },
-} as const;
+  pause: { update: pauseUpdate, summary: 'Hold a waiting task: it keeps its place but is not resumed automatically.' },
+  resume: { update: resumeUpdate, summary: 'Release an operator hold: the task waits for capacity again, in its old place.' },
+  override: { update: overrideUpdate, summary: 'Dispatch a waiting task now, ignoring capacity.' },
+  cancel: { update: cancelUpdate, summary: 'Cancel a task; a running playbook is killed.' },
+} as const satisfies Record<OperatorCommandName, unknown>;
 
 export function tasksRouter({ temporal, secretKey, runtime, playbooksDir, openapi }: TasksRouterDeps): Router {
   const router = Router();
@@ -97,7 +93,10 @@ export function tasksRouter({ temporal, secretKey, runtime, playbooksDir, openap
     path: '/api/v1/tasks/{taskId}',
     summary: 'Live state of a task from its workflow: waiting and why, running and the current ansible task, or how it ended.',
     request: { params: TaskIdParams },
-    responses: { 200: { description: 'Live state' }, 404: problemResponse('No such task') },
+    responses: {
+      200: { description: 'Live state', content: { 'application/json': { schema: LiveTask } } },
+      404: problemResponse('No such task'),
+    },
   });
   router.get('/tasks/:taskId', requireRole('viewer'), async (req, res) => {
     const { taskId } = parseOrThrow(TaskIdParams, req.params);
@@ -112,24 +111,26 @@ export function tasksRouter({ temporal, secretKey, runtime, playbooksDir, openap
     }
   });
 
-  for (const [name, command] of Object.entries(COMMANDS)) {
+  for (const name of OPERATOR_COMMANDS) {
+    const command = COMMANDS[name];
+    const body = COMMAND_INPUT[name];
     openapi.registerPath({
       method: 'post',
       path: `/api/v1/tasks/{taskId}/${name}`,
       summary: command.summary,
-      request: { params: TaskIdParams, body: { content: { 'application/json': { schema: command.body } } } },
+      request: { params: TaskIdParams, body: { content: { 'application/json': { schema: body } } } },
       responses: {
-        200: { description: 'The task state after the command' },
+        200: { description: 'The task state after the command', content: { 'application/json': { schema: TaskState } } },
         404: problemResponse('No such task'),
         409: problemResponse('Not valid in the task’s current state'),
       },
     });
     router.post(`/tasks/:taskId/${name}`, requireRole('operator'), async (req, res) => {
       const { taskId } = parseOrThrow(TaskIdParams, req.params);
-      const body = parseOrThrow(command.body, req.body ?? {});
-      const by = body.by ?? res.locals.principal?.name ?? 'api';
+      const input = parseOrThrow(body, req.body ?? {});
+      const by = input.by ?? res.locals.principal?.name ?? 'api';
       const state = await executeCommand(temporal, taskId, () =>
-        temporal.workflow.getHandle(taskId).executeUpdate(command.update, { args: [{ ...body, by }] }),
+        temporal.workflow.getHandle(taskId).executeUpdate(command.update, { args: [{ ...input, by }] }),
       );
       forTask(taskId).info({ command: name, by }, 'operator command applied');
       res.json(state);

@@ -1,24 +1,12 @@
 import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
 import { Router } from 'express';
-import { z } from 'zod';
 import type { Db } from '../../db/pool';
 import { verifyChain } from '../../ledger/verify';
 import { logger } from '../../logger';
+import { LedgerVerification } from '../../../contracts';
+import { jsonResponse } from '../openapi';
 
 export type VerifyRouterDeps = { db: Db; openapi: OpenAPIRegistry };
-
-const LedgerVerification = z
-  .object({
-    ok: z.boolean(),
-    rows: z.number().int().describe('Rows checked'),
-    head: z.object({ chainSeq: z.string(), rowHash: z.string() }).nullable().describe('The newest row; null when empty'),
-    firstBroken: z
-      .object({ chainSeq: z.string(), taskId: z.string(), seq: z.number().int(), reason: z.string() })
-      .optional()
-      .describe('The first row whose hash, link or sequence is wrong; absent when ok'),
-    ms: z.number().describe('Time the verification took'),
-  })
-  .meta({ id: 'LedgerVerification' });
 
 /**
  * A broken chain is a finding, not a failed request: it is answered 200 with `ok: false`, so a
@@ -36,7 +24,7 @@ export function verifyRouter({ db, openapi }: VerifyRouterDeps): Router {
       'Always 200 when the check ran: `ok: false` with `firstBroken` when the chain is broken. ' +
       'Rows removed from the tail leave the chain intact; `opsledger audit verify --checkpoint FILE` detects them.',
     responses: {
-      200: { description: 'The verification', content: { 'application/json': { schema: LedgerVerification } } },
+      200: jsonResponse('The verification', LedgerVerification),
     },
   });
   router.get('/audit/verify', async (_req, res) => {
@@ -44,7 +32,7 @@ export function verifyRouter({ db, openapi }: VerifyRouterDeps): Router {
     if (verification.firstBroken) {
       logger.error({ firstBroken: verification.firstBroken, rows: verification.rows }, 'ledger hash chain is broken');
     }
-    res.json(verification);
+    res.json(verification satisfies LedgerVerification);
   });
 
   return router;

@@ -1,0 +1,80 @@
+import type { PoolClient } from 'pg';
+import type { Db } from '../db/pool';
+import { wakeDispatcher } from './dispatchControl';
+import type { AgentCapacity } from './fit';
+import type { HostCapacity } from './hostCapacity';
+
+/** What an agent reports: its host's capacity, and where its tasks run. */
+export interface AgentReport extends HostCapacity {
+  agentId: string;
+  pool: string;
+  taskQueue: string;
+  labels: Record<string, string>;
+}
+
+/** An agent whose last report is older than this many seconds is not used. */
+export type AgentFreshness = { agentMaxAgeS: number };
+
+/** The agents of a pool with a fresh report, and what admitted, unfinished tasks hold on each. */
+export async function liveAgents(client: PoolClient, pool: string, { agentMaxAgeS }: AgentFreshness): Promise<AgentCapacity[]> {
+  const { rows } = await client.query<{
+    agent_id: string; task_queue: string; cpu_cores: string; load_pct: string; memory_free_mb: string;
+    gpu_vram_free_mb: string | null; cpu: string; memory_mb: string; gpu_vram_mb: string;
+  }>(
+    `SELECT a.agent_id, a.task_queue, a.cpu_cores, a.load_pct, a.memory_free_mb, a.gpu_vram_free_mb,
+            coalesce(sum(r.cpu), 0) AS cpu, coalesce(sum(r.memory_mb), 0) AS memory_mb,
+            coalesce(sum(r.gpu_vram_mb), 0) AS gpu_vram_mb
+       FROM agents a LEFT JOIN reservations r ON r.agent_id = a.agent_id
+      WHERE a.pool = $1 AND a.heartbeat_at > now() - make_interval(secs => $2)
+      GROUP BY a.agent_id
+      ORDER BY a.agent_id`,
+    [pool, agentMaxAgeS],
+  );
+  return rows.map((r) => ({
+    agentId: r.agent_id,
+    taskQueue: r.task_queue,
+    cpuCores: Number(r.cpu_cores),
+    loadPct: Number(r.load_pct),
+    memoryFreeMb: Number(r.memory_free_mb),
+    gpuVramFreeMb: r.gpu_vram_free_mb === null ? null : Number(r.gpu_vram_free_mb),
+    reserved: { cpu: Number(r.cpu), memoryMb: Number(r.memory_mb), gpuVramMb: Number(r.gpu_vram_mb) },
+  }));
+}
+
+/** The agents table: what each agent last reported, and whether that report is fresh. */
+export function createAgentRegistry(db: Db, { agentMaxAgeS }: AgentFreshness) {
+  return {
+    async heartbeat(report: AgentReport): Promise<void> {
+      await db.query(
+        `INSERT INTO agents (agent_id, pool, task_queue, cpu_cores, load_pct, memory_total_mb, memory_free_mb,
+                             gpu_vram_total_mb, gpu_vram_free_mb, labels, heartbeat_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now())
+         ON CONFLICT (agent_id) DO UPDATE SET pool = EXCLUDED.pool, task_queue = EXCLUDED.task_queue,
+           cpu_cores = EXCLUDED.cpu_cores, load_pct = EXCLUDED.load_pct, memory_total_mb = EXCLUDED.memory_total_mb,
+           memory_free_mb = EXCLUDED.memory_free_mb, gpu_vram_total_mb = EXCLUDED.gpu_vram_total_mb,
+           gpu_vram_free_mb = EXCLUDED.gpu_vram_free_mb, labels = EXCLUDED.labels, heartbeat_at = now()`,
+        [
+          report.agentId, report.pool, report.taskQueue, report.cpuCores, report.loadPct, report.memoryTotalMb,
+          report.memoryFreeMb, report.gpuVramTotalMb, report.gpuVramFreeMb, JSON.stringify(report.labels),
+        ],
+      );
+      await wakeDispatcher(db, report.agentId);
+    },
+
+    async agents() {
+      return db.query<{
+        agent_id: string; pool: string; task_queue: string; cpu_cores: string; load_pct: string;
+        memory_total_mb: string; memory_free_mb: string; gpu_vram_total_mb: string | null;
+        gpu_vram_free_mb: string | null; labels: Record<string, string>; heartbeat_at: Date; live: boolean;
+        reserved_tasks: string; reserved_cpu: string; reserved_memory_mb: string; reserved_gpu_vram_mb: string;
+      }>(
+        `SELECT a.*, a.heartbeat_at > now() - make_interval(secs => $1) AS live,
+                count(r.task_id) AS reserved_tasks, coalesce(sum(r.cpu), 0) AS reserved_cpu,
+                coalesce(sum(r.memory_mb), 0) AS reserved_memory_mb, coalesce(sum(r.gpu_vram_mb), 0) AS reserved_gpu_vram_mb
+           FROM agents a LEFT JOIN reservations r ON r.agent_id = a.agent_id
+          GROUP BY a.agent_id ORDER BY a.agent_id`,
+        [agentMaxAgeS],
+      );
+    },
+  };
+}

@@ -1,0 +1,234 @@
+import type { PoolClient } from 'pg';
+import type { Admission, AdmissionRequest, CapacityGrant, QueueEntry, Requirements, WaitReason } from '../../contracts';
+import type { Db } from '../db/pool';
+import { liveAgents } from './agentRegistry';
+import { isDispatchHeld, wakeDispatcher } from './dispatchControl';
+import { pickAgent, pickAgentIgnoringCapacity, type AgentCapacity } from './fit';
+
+// Every admission decision takes this transaction lock, so decisions happen one at a time, in order.
+const ADMISSION_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('opsledger.admission'))";
+
+export interface AdmissionSettings {
+  /** An agent whose last report is older than this is not used. */
+  agentMaxAgeS: number;
+  /** An agent whose load would go above this % cannot take a task. */
+  loadThresholdPct: number;
+}
+
+/**
+ * Admission: the pause queue in dispatch order and the reservations of admitted tasks. A task is
+ * admitted when it fits an agent and nothing that fits waits ahead of it; otherwise it waits.
+ */
+export function createPauseQueue(db: Db, settings: AdmissionSettings) {
+  const inAdmission = <T>(work: (client: PoolClient) => Promise<T>) =>
+    db.transaction(async (client) => {
+      await client.query(ADMISSION_LOCK_SQL);
+      return work(client);
+    });
+
+  const reserve = async (client: PoolClient, taskId: string, agent: AgentCapacity, needs: Requirements, overridden: boolean) => {
+    await client.query(
+      `INSERT INTO reservations (task_id, agent_id, cpu, memory_mb, gpu_vram_mb, overridden)
+       VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT (task_id) DO UPDATE SET agent_id = EXCLUDED.agent_id, cpu = EXCLUDED.cpu,
+         memory_mb = EXCLUDED.memory_mb, gpu_vram_mb = EXCLUDED.gpu_vram_mb, overridden = EXCLUDED.overridden,
+         reserved_at = now()`,
+      [taskId, agent.agentId, needs.cpu, needs.memoryMb, needs.gpuVramMb, overridden],
+    );
+    agent.reserved = {
+      cpu: agent.reserved.cpu + needs.cpu,
+      memoryMb: agent.reserved.memoryMb + needs.memoryMb,
+      gpuVramMb: agent.reserved.gpuVramMb + needs.gpuVramMb,
+    };
+  };
+
+  /**
+   * One dispatch pass for a pool: walks waiting tasks in priority, then age order and reserves
+   * for each that fits, so a task that fits is never overtaken by one behind it. Reserved rows
+   * keep granted_agent until their workflow has been signalled.
+   */
+  const dispatchPass = async (client: PoolClient, pool: string): Promise<number> => {
+    if (await isDispatchHeld(client)) {
+      await client.query(`UPDATE pause_queue SET reason = 'dispatch_hold', updated_at = clock_timestamp()
+                           WHERE pool = $1 AND reason = 'capacity'`, [pool]);
+      return 0;
+    }
+    await client.query(`UPDATE pause_queue SET reason = 'capacity', updated_at = clock_timestamp()
+                         WHERE pool = $1 AND reason = 'dispatch_hold'`, [pool]);
+    const waiting = await client.query<{ task_id: string; requirements: Requirements; shortfall: string | null }>(
+      `SELECT task_id, requirements, shortfall FROM pause_queue
+        WHERE pool = $1 AND held_by IS NULL AND granted_agent IS NULL
+        ORDER BY priority DESC, enqueued_at, task_id`,
+      [pool],
+    );
+    if (waiting.rows.length === 0) return 0;
+    const agents = await liveAgents(client, pool, settings);
+    let granted = 0;
+    for (const row of waiting.rows) {
+      const pick = pickAgent(agents, row.requirements, settings.loadThresholdPct);
+      if (pick.fits) {
+        await reserve(client, row.task_id, pick.agent, row.requirements, false);
+        await client.query(
+          `UPDATE pause_queue SET granted_agent = $2, load_pct_at_dispatch = $3, shortfall = NULL,
+             updated_at = clock_timestamp()
+           WHERE task_id = $1`,
+          [row.task_id, pick.agent.agentId, pick.agent.loadPct],
+        );
+        granted += 1;
+      } else if (pick.shortfall !== row.shortfall) {
+        await client.query('UPDATE pause_queue SET shortfall = $2, updated_at = clock_timestamp() WHERE task_id = $1', [
+          row.task_id,
+          pick.shortfall,
+        ]);
+      }
+    }
+    return granted;
+  };
+
+  const grantOf = async (client: PoolClient, taskId: string): Promise<CapacityGrant | undefined> => {
+    const { rows } = await client.query<{ agent_id: string; task_queue: string; load_pct: string; overridden: boolean }>(
+      `SELECT r.agent_id, a.task_queue, a.load_pct, r.overridden
+         FROM reservations r JOIN agents a ON a.agent_id = r.agent_id WHERE r.task_id = $1`,
+      [taskId],
+    );
+    const r = rows[0];
+    return r && { agentId: r.agent_id, taskQueue: r.task_queue, loadPctAtDispatch: Number(r.load_pct), overridden: r.overridden };
+  };
+
+  const position = async (client: PoolClient, taskId: string, pool: string): Promise<number> => {
+    const { rows } = await client.query<{ position: string }>(
+      `SELECT position FROM (
+         SELECT task_id, row_number() OVER (ORDER BY priority DESC, enqueued_at, task_id) AS position
+           FROM pause_queue WHERE pool = $2) ordered
+        WHERE task_id = $1`,
+      [taskId, pool],
+    );
+    return Number(rows[0]?.position ?? 0);
+  };
+
+  return {
+    /**
+     * Admits a task or queues it. A newcomer joins the queue and takes part in one dispatch pass,
+     * so it is admitted at once only if nothing ahead of it that fits is waiting. Safe to retry.
+     */
+    admit(request: AdmissionRequest): Promise<Admission> {
+      return inAdmission(async (client) => {
+        const existing = await grantOf(client, request.taskId);
+        if (existing) {
+          await client.query('DELETE FROM pause_queue WHERE task_id = $1', [request.taskId]);
+          return { admitted: true, ...existing };
+        }
+        await client.query(
+          `INSERT INTO pause_queue (task_id, pool, priority, reason, requirements)
+           VALUES ($1, $2, $3, 'capacity', $4) ON CONFLICT (task_id) DO NOTHING`,
+          [request.taskId, request.pool, request.priority, JSON.stringify(request.needs)],
+        );
+        const grantedOthers = await dispatchPass(client, request.pool);
+        const mine = await grantOf(client, request.taskId);
+        if (mine) {
+          await client.query('DELETE FROM pause_queue WHERE task_id = $1', [request.taskId]);
+          if (grantedOthers > 1) await wakeDispatcher(client, request.pool);
+          return { admitted: true, ...mine };
+        }
+        if (grantedOthers > 0) await wakeDispatcher(client, request.pool);
+        const { rows } = await client.query<{ reason: WaitReason; shortfall: string | null }>(
+          'SELECT reason, shortfall FROM pause_queue WHERE task_id = $1',
+          [request.taskId],
+        );
+        return {
+          admitted: false,
+          reason: rows[0]?.reason ?? 'capacity',
+          shortfall: rows[0]?.shortfall ?? null,
+          position: await position(client, request.taskId, request.pool),
+        };
+      });
+    },
+
+    /** A dispatch pass over one pool; returns its grants still waiting to be signalled. */
+    async dispatch(pool: string): Promise<(CapacityGrant & { taskId: string })[]> {
+      return inAdmission(async (client) => {
+        await dispatchPass(client, pool);
+        const { rows } = await client.query<{ task_id: string; agent_id: string; task_queue: string; load: string; overridden: boolean }>(
+          `SELECT q.task_id, r.agent_id, a.task_queue, q.load_pct_at_dispatch AS load, r.overridden
+             FROM pause_queue q JOIN reservations r ON r.task_id = q.task_id JOIN agents a ON a.agent_id = r.agent_id
+            WHERE q.pool = $1 AND q.granted_agent IS NOT NULL
+            ORDER BY q.priority DESC, q.enqueued_at`,
+          [pool],
+        );
+        return rows.map((r) => ({
+          taskId: r.task_id, agentId: r.agent_id, taskQueue: r.task_queue,
+          loadPctAtDispatch: Number(r.load), overridden: r.overridden,
+        }));
+      });
+    },
+
+    /** The workflow has the grant: the queue row is done. */
+    async grantDelivered(taskId: string): Promise<void> {
+      await db.query('DELETE FROM pause_queue WHERE task_id = $1 AND granted_agent IS NOT NULL', [taskId]);
+    },
+
+    /** Operator hold: the task keeps its place but is skipped; a grant not yet used is given back. */
+    hold(request: AdmissionRequest, by: string): Promise<void> {
+      return inAdmission(async (client) => {
+        await client.query('DELETE FROM reservations WHERE task_id = $1', [request.taskId]);
+        await client.query(
+          `INSERT INTO pause_queue (task_id, pool, priority, reason, requirements, held_by)
+           VALUES ($1, $2, $3, 'operator_hold', $4, $5)
+           ON CONFLICT (task_id) DO UPDATE SET reason = 'operator_hold', held_by = EXCLUDED.held_by,
+             granted_agent = NULL, load_pct_at_dispatch = NULL, shortfall = NULL, updated_at = clock_timestamp()`,
+          [request.taskId, request.pool, request.priority, JSON.stringify(request.needs), by],
+        );
+        await wakeDispatcher(client, request.pool);
+      });
+    },
+
+    /** Operator resume of a held task: it waits for capacity again, in its old place. */
+    release(taskId: string): Promise<void> {
+      return inAdmission(async (client) => {
+        await client.query(
+          `UPDATE pause_queue SET reason = 'capacity', held_by = NULL, updated_at = clock_timestamp() WHERE task_id = $1`,
+          [taskId],
+        );
+        await wakeDispatcher(client, taskId);
+      });
+    },
+
+    /** Override: reserve on the live agent with most headroom (or the one named), whatever its load. */
+    override(request: AdmissionRequest, agentId?: string): Promise<CapacityGrant | undefined> {
+      return inAdmission(async (client) => {
+        const agents = await liveAgents(client, request.pool, settings);
+        const agent = agentId ? agents.find((a) => a.agentId === agentId) : pickAgentIgnoringCapacity(agents, request.needs);
+        if (!agent) return undefined;
+        await client.query('DELETE FROM pause_queue WHERE task_id = $1', [request.taskId]);
+        const loadPctAtDispatch = agent.loadPct;
+        await reserve(client, request.taskId, agent, request.needs, true);
+        return { agentId: agent.agentId, taskQueue: agent.taskQueue, loadPctAtDispatch, overridden: true };
+      });
+    },
+
+    /** The task ended (or left the queue): free its reservation and queue row, and wake the dispatcher. */
+    finish(taskId: string): Promise<void> {
+      return inAdmission(async (client) => {
+        const freed = await client.query('DELETE FROM reservations WHERE task_id = $1', [taskId]);
+        await client.query('DELETE FROM pause_queue WHERE task_id = $1', [taskId]);
+        if (freed.rowCount) await wakeDispatcher(client, taskId);
+      });
+    },
+
+    async queue(pool?: string): Promise<QueueEntry[]> {
+      const rows = await db.query<{
+        task_id: string; pool: string; priority: number; enqueued_at: Date; reason: WaitReason;
+        shortfall: string | null; held_by: string | null; granted_agent: string | null; requirements: Requirements;
+      }>(
+        `SELECT * FROM pause_queue WHERE $1::text IS NULL OR pool = $1
+          ORDER BY pool, priority DESC, enqueued_at, task_id`,
+        [pool ?? null],
+      );
+      return rows.map((r, i) => ({
+        position: i + 1, taskId: r.task_id, pool: r.pool, priority: r.priority, enqueuedAt: r.enqueued_at.toISOString(),
+        reason: r.reason, shortfall: r.shortfall, heldBy: r.held_by, grantedAgent: r.granted_agent,
+        needs: r.requirements,
+      }));
+    },
+  };
+}
