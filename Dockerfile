@@ -10,8 +10,10 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY . .
-# build = tsc + the prebuilt workflow bundle (dist/workflow-bundle.js), so the worker runs no
-# webpack at start; then drop the dev dependencies (typescript, jest, ...).
+# build = tsc + the prebuilt workflow bundle (dist/workflow-bundle.js, and beside it the record
+# of the sources it holds), so the worker runs no webpack at start: the image below ships no
+# workflow sources, and a worker without them runs the bundle as it is (src/temporal/workflowBundle.ts).
+# Then drop the dev dependencies (typescript, jest, ...).
 RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 
 FROM node:20-bookworm-slim

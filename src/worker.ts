@@ -1,5 +1,3 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
 import { createActivities } from '../activities';
@@ -13,10 +11,7 @@ import { agentTaskQueue, type Config } from './config';
 import type { Db } from './db/pool';
 import { createLedgerRepository } from './ledger/repository';
 import { logger } from './logger';
-import { projectRoot } from './paths';
-
-/** Built ahead of time by `npm run build`, so a production worker does not run webpack at start. */
-export const workflowBundlePath = path.join(projectRoot, 'dist', 'workflow-bundle.js');
+import { chooseWorkflowCode, type WorkflowCode } from './temporal/workflowBundle';
 
 let runtimeInstalled = false;
 
@@ -55,9 +50,19 @@ export type OpsWorkerDeps = {
   runner?: PlaybookRunner;
   /** This host's capacity; tests hand in fixed figures. */
   probe?: () => Promise<HostCapacity>;
-  /** Workflow code from a prebuilt bundle when present, else bundled from source now. */
+  /**
+   * A bundle the caller built from the sources (tests, benchmarks); else dist's prebuilt one while
+   * it matches the workflow sources present, else the workflows are bundled from source now.
+   */
   workflowBundle?: string;
 };
+
+function workflowCode(callersBundle: string | undefined): WorkflowCode {
+  if (callersBundle) return { workflowBundle: { codePath: callersBundle } };
+  const { code, fromSourceBecause } = chooseWorkflowCode();
+  if (fromSourceBecause) logger.info({ reason: fromSourceBecause }, 'bundling the workflows from source');
+  return code;
+}
 
 export type OpsWorker = { agentTaskQueue: string; stop(): Promise<void> };
 
@@ -88,7 +93,6 @@ export async function startOpsWorker(deps: OpsWorkerDeps): Promise<OpsWorker> {
     playbookTimeoutS: config.OPSLEDGER_PLAYBOOK_TIMEOUT_S,
     secretKey: config.OPSLEDGER_SECRET_KEY,
   });
-  const bundle = deps.workflowBundle ?? (fs.existsSync(workflowBundlePath) ? workflowBundlePath : undefined);
   const common = {
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
@@ -99,7 +103,7 @@ export async function startOpsWorker(deps: OpsWorkerDeps): Promise<OpsWorker> {
     ...common,
     taskQueue: pool,
     activities: shared,
-    ...(bundle ? { workflowBundle: { codePath: bundle } } : { workflowsPath: require.resolve('../workflows') }),
+    ...workflowCode(deps.workflowBundle),
   });
   const agentWorker = await Worker.create({
     ...common,

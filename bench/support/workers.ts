@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { bundleWorkflowCode, Worker, type NativeConnection } from '@temporalio/worker';
+import { QUIET_BUNDLER, workflowBundlerOptions } from '../../src/temporal/workflowBundle';
 import type { HostCapacity } from '../../src/admission/hostCapacity';
 import { createAdmissionRepository, type AdmissionRepository } from '../../src/admission/repository';
 import { loadConfig, type Config } from '../../src/config';
@@ -12,11 +13,10 @@ import { bareActivities } from './bareActivities';
 import type { CountingNoopRunner } from './noopRunner';
 import { within } from './wait';
 
-const quietBundler = { trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error, log() {} };
 
 /** Bundles our workflows from source into the scratch folder; the worker loads the file. */
 export async function bundleOurWorkflows(scratch: string): Promise<string> {
-  const { code } = await bundleWorkflowCode({ workflowsPath: path.join(projectRoot, 'workflows'), logger: quietBundler });
+  const { code } = await bundleWorkflowCode({ ...workflowBundlerOptions(), logger: QUIET_BUNDLER });
   const file = path.join(scratch, 'workflow-bundle.js');
   fs.writeFileSync(file, code);
   return file;
@@ -26,7 +26,7 @@ export async function bundleOurWorkflows(scratch: string): Promise<string> {
 export async function bundleBareWorkflows(): Promise<string> {
   const { code } = await bundleWorkflowCode({
     workflowsPath: path.join(projectRoot, 'bench', 'baseline', 'workflows.ts'),
-    logger: quietBundler,
+    logger: QUIET_BUNDLER,
   });
   return code;
 }

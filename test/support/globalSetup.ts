@@ -7,6 +7,7 @@ import { startEmbeddedPostgres } from '../../src/db/embeddedPostgres';
 import { migrate } from '../../src/db/migrate';
 import { ensureTemporalCli } from '../../src/temporal/cli';
 import { startTemporalDevServer } from '../../src/temporal/devServer';
+import { QUIET_BUNDLER, workflowBundlerOptions } from '../../src/temporal/workflowBundle';
 import { freePort } from './ports';
 import { TEST_ENV, type TestServices } from './testEnv';
 
@@ -48,8 +49,8 @@ export default async function globalSetup(): Promise<void> {
 
   const bundlePath = path.join(scratch, 'workflow-bundle.js');
   const { code } = await bundleWorkflowCode({
-    workflowsPath: require.resolve('../../workflows'),
-    logger: { trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error, log() {} },
+    ...workflowBundlerOptions(),
+    logger: QUIET_BUNDLER,
   });
   fs.writeFileSync(bundlePath, code);
 
