@@ -1,4 +1,5 @@
 import { agentTaskQueue } from '../../src/config';
+import { pidsRunning } from '../support/processes';
 import { api, eventually, startTestStack, type TestStack } from '../support/stack';
 
 type Row = { status: string; agent: string | null; actor: string; outcome: any; createdAt: string; chainSeq: string };
@@ -35,12 +36,22 @@ describe('admission, the pause queue and operator commands', () => {
     });
   const command = (taskId: string, name: string, body: unknown = { by: 'alice' }) =>
     api(stack.baseUrl, 'POST', `/api/v1/tasks/${taskId}/${name}`, body);
+  const queueEntry = async (taskId: string) =>
+    ((await api(stack.baseUrl, 'GET', `/api/v1/pause-queue?pool=${stack.config.OPSLEDGER_TASK_QUEUE}`)).json.tasks as {
+      taskId: string; heldBy: string | null; grantedAgent: string | null;
+    }[]).find((t) => t.taskId === taskId);
+  const heartbeatAt = async () =>
+    ((await api(stack.baseUrl, 'GET', '/api/v1/agents')).json.agents as { agentId: string; heartbeatAt: string }[]).find(
+      (a) => a.agentId === agentId(),
+    )!.heartbeatAt;
   const uid = (name: string) => `${name}-${Date.now()}-${Math.random().toString(36).slice(2, 6)}`;
 
   beforeAll(async () => {
     stack = await startTestStack({ env: { OPSLEDGER_AGENT_REPORT_S: '0', OPSLEDGER_AGENT_MAX_AGE_S: '600' } });
     expect((await heartbeat()).status).toBe(204);
   });
+  // The dispatch hold stops every pool, other suites' too: a test that fails holding it must not leave it on.
+  afterEach(() => api(stack.baseUrl, 'POST', '/api/v1/dispatch/release', { by: 'maintenance' }));
   afterAll(() => stack?.close());
 
   test('a task that does not fit waits with its shortfall, then resumes by itself when a heartbeat frees room', async () => {
@@ -53,12 +64,12 @@ describe('admission, the pause queue and operator commands', () => {
     const queue = await api(stack.baseUrl, 'GET', `/api/v1/pause-queue?pool=${stack.config.OPSLEDGER_TASK_QUEUE}`);
     expect(queue.json.tasks.map((t: { taskId: string }) => t.taskId)).toContain(taskId);
 
-    const freedAt = Date.now();
     await heartbeat({ memoryFreeMb: 8192 });
-    await untilStatus(taskId, 'running', 10_000).catch(() => untilStatus(taskId, 'succeeded', 10_000));
+    const freedAt = await heartbeatAt();
     const rows = await untilFinal(taskId);
     const resumed = rows.find((r) => r.status === 'resumed');
-    expect(new Date(resumed!.createdAt).getTime() - freedAt).toBeLessThan(2000);
+    // Caused by the heartbeat, however long a busy machine took to act on it (both times are the database's).
+    expect(new Date(resumed!.createdAt).getTime()).toBeGreaterThanOrEqual(new Date(freedAt).getTime());
     expect(rows.map((r) => r.status)).toEqual(['queued', 'paused', 'resumed', 'dispatched', 'succeeded']);
     expect(rows[1]!.outcome).toMatchObject({ reason: 'capacity', shortfall: 'needs 4 GiB memory, best agent has 100 MiB' });
     expect(rows[2]!.actor).toBe('dispatcher');
@@ -111,7 +122,12 @@ describe('admission, the pause queue and operator commands', () => {
     expect(hold.json.waiting).toMatchObject({ reason: 'operator_hold', heldBy: 'alice' });
 
     await heartbeat();
-    await new Promise((r) => setTimeout(r, 2500));
+    // A task submitted now is admitted only by a dispatch pass that walked past the held one, which
+    // is older and fits: once it has run, the held task has provably been passed over.
+    const behind = uid('behind-held');
+    await submit(behind);
+    expect((await untilFinal(behind)).some((r) => r.status === 'succeeded')).toBe(true);
+    expect(await queueEntry(taskId)).toMatchObject({ heldBy: 'alice', grantedAgent: null });
     expect((await state(taskId)).status).toBe('paused');
     expect((await command(taskId, 'pause')).status).toBe(409);
 
@@ -157,14 +173,15 @@ describe('admission, the pause queue and operator commands', () => {
 
     await heartbeat();
     const running = uid('cancel-running');
-    await submit(running, { playbook: 'sleep.yml', extraVars: { seconds: 60 } });
+    // Longer than this test may take: a cancellation that waited for the playbook instead of
+    // killing it could not end the task in time, however slow or fast the machine.
+    await submit(running, { playbook: 'sleep.yml', extraVars: { seconds: 600 } });
     await untilStatus(running, 'running');
     await eventually(async () => ((await state(running)).progress?.task === 'sleep' ? true : undefined));
-    const started = Date.now();
     expect((await command(running, 'cancel', { by: 'erin', reason: 'wrong window' })).status).toBe(200);
     const rows = await untilFinal(running);
-    expect(Date.now() - started).toBeLessThan(15_000);
     expect(rows[rows.length - 1]).toMatchObject({ status: 'cancelled', actor: 'erin', failureClass: 'cancelled' });
+    expect(pidsRunning('sleep 600')).toEqual([]);
     expect((await command(running, 'resume')).status).toBe(409);
   });
 

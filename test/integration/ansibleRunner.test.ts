@@ -1,7 +1,10 @@
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { createAnsibleRunner, type PlaybookRequest } from '../../activities/ansibleRunner';
 import { parseComputeApps } from '../../src/admission/hostCapacity';
 import { loadConfig } from '../../src/config';
+import { pidsRunning } from '../support/processes';
 
 const playbooksDir = loadConfig({}).OPSLEDGER_PLAYBOOKS_DIR;
 const request = (over: Partial<PlaybookRequest> = {}): PlaybookRequest => ({
@@ -21,19 +24,25 @@ const hooks = (signal = new AbortController().signal, progress: string[] = []) =
   },
 });
 
-/** Processes whose command line mentions `needle`, e.g. the playbook's `sleep`. */
-function pidsRunning(needle: string): number[] {
-  return fs
-    .readdirSync('/proc')
-    .filter((p) => /^\d+$/.test(p))
-    .filter((p) => {
-      try {
-        return fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').join(' ').includes(needle);
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
+/**
+ * A playbooks folder with one playbook whose command runs until the file `seen` exists, so a test
+ * can keep it running until a sample has seen it rather than for a guessed number of seconds.
+ */
+function playbookUntilSeen(): { playbooksDir: string; seen: string } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'opsledger-runner-'));
+  const seen = path.join(dir, 'seen');
+  fs.writeFileSync(
+    path.join(dir, 'until-seen.yml'),
+    `- hosts: all
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: wait until seen
+      ansible.builtin.shell: "until [ -e ${seen} ]; do sleep 0.1; done"
+      changed_when: false
+`,
+  );
+  return { playbooksDir: dir, seen };
 }
 
 describe('the ansible-playbook runner', () => {
@@ -54,33 +63,43 @@ describe('the ansible-playbook runner', () => {
     // `sleep` holding 300 MiB and an unrelated process holding 9000.
     expect(parseComputeApps('413, 2566\n')).toEqual(new Map([[413, 2566]]));
     expect(parseComputeApps('')).toEqual(new Map());
-    const gpuMemoryByPid = async () =>
-      parseComputeApps([`${process.pid}, 9000`, ...pidsRunning('sleep 3').map((pid) => `${pid}, 300`)].join('\n'));
-    const runner = createAnsibleRunner({ playbooksDir, outputTailLines: 10, gpuMemoryByPid });
-    const run = await runner.run(request({ playbook: 'sleep.yml', extraVars: { seconds: 3 } }), hooks());
-    expect(run.result).toBe('succeeded');
-    expect(run.resources.gpuVramMb).toBe(300);
+    // The playbook's shell holds the 300 MiB; it ends only once a sample has attributed them.
+    const fixture = playbookUntilSeen();
+    const gpuMemoryByPid = async () => {
+      const holders = pidsRunning(fixture.seen);
+      if (holders.length > 0) fs.writeFileSync(fixture.seen, '');
+      return parseComputeApps([`${process.pid}, 9000`, ...holders.map((pid) => `${pid}, 300`)].join('\n'));
+    };
+    const runner = createAnsibleRunner({ playbooksDir: fixture.playbooksDir, outputTailLines: 10, gpuMemoryByPid });
+    try {
+      const run = await runner.run(request({ playbook: 'until-seen.yml' }), hooks());
+      expect(run.result).toBe('succeeded');
+      expect(run.resources.gpuVramMb).toBe(300);
+    } finally {
+      fs.rmSync(fixture.playbooksDir, { recursive: true, force: true });
+    }
   });
 
   test('a playbook over its time limit is killed with its whole process group', async () => {
     const runner = createAnsibleRunner({ playbooksDir, outputTailLines: 10 });
-    const started = Date.now();
-    const run = await runner.run(request({ playbook: 'sleep.yml', extraVars: { seconds: 41 }, timeoutS: 3 }), hooks());
+    // Longer than this test may take: only the limit can end it in time, however busy the machine.
+    const run = await runner.run(request({ playbook: 'sleep.yml', extraVars: { seconds: 401 }, timeoutS: 3 }), hooks());
     expect(run.result).toBe('timed_out');
-    expect(Date.now() - started).toBeLessThan(15_000);
-    expect(pidsRunning('sleep 41')).toEqual([]);
+    expect(run.resources.wallTimeS).toBeGreaterThanOrEqual(3);
+    expect(pidsRunning('sleep 401')).toEqual([]);
   });
 
   test('cancellation kills the run at once', async () => {
     const runner = createAnsibleRunner({ playbooksDir, outputTailLines: 10 });
     const controller = new AbortController();
     const progress: string[] = [];
-    const running = runner.run(request({ playbook: 'sleep.yml', extraVars: { seconds: 47 } }), hooks(controller.signal, progress));
+    // Longer than this test may take: a cancellation that only waited could not end it in time.
+    const running = runner.run(request({ playbook: 'sleep.yml', extraVars: { seconds: 470 } }), hooks(controller.signal, progress));
     while (!progress.includes('sleep')) await new Promise((r) => setTimeout(r, 100));
     controller.abort();
     const run = await running;
     expect(run.result).toBe('cancelled');
-    expect(pidsRunning('sleep 47')).toEqual([]);
+    expect(pidsRunning('sleep 470')).toEqual([]);
   });
 
   test('secrets reach the playbook but not its command line, and are scrubbed from what it printed', async () => {

@@ -4,8 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { projectRoot } from '../../src/paths';
 import { freePort } from '../support/ports';
-import { api, eventually } from '../support/stack';
+import { api, eventually, untilAgentReported } from '../support/stack';
 import { testEnv } from '../support/testEnv';
+import { expectRanOnce } from '../support/trail';
 
 /**
  * The first README command as a user runs it: `opsledger dev` with no DATABASE_URL or
@@ -86,6 +87,8 @@ describe('opsledger dev', () => {
 
     const taskId = `dev-${Date.now()}`;
     const token = fs.readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim();
+    // Ready means the API answers, not that the dev worker's capacity report has landed.
+    await untilAgentReported(baseUrl(), undefined, token);
     const submit = await api(
       baseUrl(),
       'POST',
@@ -94,10 +97,16 @@ describe('opsledger dev', () => {
       token,
     );
     expect(submit.status).toBe(202);
-    await eventually(async () => {
+    const trail = await eventually(async () => {
       const res = await api(baseUrl(), 'GET', `/api/v1/audit/tasks/${taskId}`, undefined, token);
-      return res.json?.rows?.some((r: { status: string }) => r.status === 'succeeded') ? true : undefined;
+      return res.json?.rows?.some((r: { status: string }) => r.status === 'succeeded') ? res.json.rows : undefined;
     });
+    // The dev worker admits on this host's real load: past even the raised threshold it waits for
+    // capacity, and, its report being in, for nothing else.
+    expectRanOnce(trail, 'succeeded', ['capacity']);
+    for (const paused of trail.filter((r: { status: string }) => r.status === 'paused')) {
+      expect(paused.outcome.shortfall).toMatch(/above \d+% load/);
+    }
 
     expect(await interrupt(first)).toBe(0);
     await eventually(async () => (leftovers().length === 0 ? true : undefined), 20_000);
@@ -106,8 +115,8 @@ describe('opsledger dev', () => {
     try {
       await up();
       expect(fs.readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim()).toBe(token);
-      const trail = await api(baseUrl(), 'GET', `/api/v1/audit/tasks/${taskId}`, undefined, token);
-      expect(trail.json.rows.map((r: { status: string }) => r.status)).toEqual(['queued', 'dispatched', 'succeeded']);
+      const reread = await api(baseUrl(), 'GET', `/api/v1/audit/tasks/${taskId}`, undefined, token);
+      expect(reread.json.rows).toEqual(trail);
       const state = await api(baseUrl(), 'GET', `/api/v1/tasks/${taskId}`, undefined, token);
       expect(state.json.status).toBe('succeeded');
     } finally {

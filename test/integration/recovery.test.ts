@@ -8,7 +8,7 @@ import { agentTaskQueue } from '../../src/config';
 import { projectRoot } from '../../src/paths';
 import { startTemporalDevServer, type DevServer } from '../../src/temporal/devServer';
 import { freePort } from '../support/ports';
-import { api, eventually, startTestStack, type TestStack } from '../support/stack';
+import { api, eventually, startTestStack, untilAgentReported, type TestStack } from '../support/stack';
 import { testEnv } from '../support/testEnv';
 
 const FINAL = ['succeeded', 'failed', 'cancelled', 'timed_out'];
@@ -44,25 +44,28 @@ describe('restarts lose no task and duplicate no row', () => {
       });
       return child;
     };
-    let second: ChildProcess | undefined;
+    const workers: ChildProcess[] = [];
+    // The playbook runs until the test lets it go, so the kill lands mid-run however slow the machine is.
+    const gate = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'opsledger-kill9-')), 'gate');
     try {
       const first = startWorker();
-      await eventually(async () => {
-        const agents = (await api(stack.baseUrl, 'GET', '/api/v1/agents')).json.agents as { agentId: string; live: boolean }[];
-        return agents.some((a) => a.agentId === stack.config.OPSLEDGER_AGENT_ID && a.live) ? true : undefined;
-      });
+      workers.push(first);
+      await untilAgentReported(stack.baseUrl, stack.config.OPSLEDGER_AGENT_ID);
       const taskId = `kill9-${Date.now()}`;
       await api(stack.baseUrl, 'POST', '/api/v1/tasks', {
         taskId,
         action: 'restart',
         services: ['portals'],
-        playbook: 'sleep.yml',
-        extraVars: { seconds: 4 },
+        playbook: 'wait-for-file.yml',
+        extraVars: { path: gate },
       });
-      await eventually(async () => ((await state(stack, taskId)).progress?.task === 'sleep' ? true : undefined));
+      await eventually(async () => ((await state(stack, taskId)).progress?.task === 'wait for the file' ? true : undefined));
       first.kill('SIGKILL');
+      workers.splice(workers.indexOf(first), 1);
 
-      second = startWorker();
+      const second = startWorker();
+      workers.push(second);
+      fs.writeFileSync(gate, '');
       const rows = await untilFinal(stack, taskId);
       expect(rows.filter((r) => FINAL.includes(r.status))).toHaveLength(1);
       expect(rows[rows.length - 1]!.status).toBe('succeeded');
@@ -71,11 +74,13 @@ describe('restarts lose no task and duplicate no row', () => {
       // The trail says why a second run was needed.
       expect(dispatched[1]!.outcome.previousAttemptLost).toMatch(/^attempt 1 on agent-\w+: .*(timeout|Heartbeat)/i);
     } finally {
-      if (second) {
-        const exited = new Promise((resolve) => second!.once('exit', resolve));
-        second.kill('SIGTERM');
+      // Every worker still running, the first too when the test failed before killing it.
+      for (const worker of workers) {
+        const exited = new Promise((resolve) => worker.once('exit', resolve));
+        worker.kill('SIGTERM');
         expect(await exited).toBe(0);
       }
+      fs.rmSync(path.dirname(gate), { recursive: true, force: true });
       await stack.close();
     }
   }, 180_000);

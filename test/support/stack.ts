@@ -94,10 +94,15 @@ export async function startTestStack(
   const server = http.createServer(app);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as net.AddressInfo;
+  const baseUrl = `http://127.0.0.1:${port}`;
+  // A task that reaches admission before its agent's first report waits for it (paused, then
+  // resumed): correct, but not the normal path most tests are about. The worker's first report
+  // may have failed (that is only logged), so wait for a report, not for the worker's start.
+  if (worker && config.OPSLEDGER_AGENT_REPORT_S > 0) await untilAgentReported(baseUrl, config.OPSLEDGER_AGENT_ID);
 
   return {
     config,
-    baseUrl: `http://127.0.0.1:${port}`,
+    baseUrl,
     db,
     temporal,
     worker,
@@ -120,6 +125,15 @@ export async function eventually<T>(check: () => Promise<T | undefined>, timeout
     if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/** Waits until the agent (any agent when none is named) has a live capacity report. */
+export function untilAgentReported(baseUrl: string, agentId?: string, token: string = TEST_TOKENS.admin): Promise<true> {
+  return eventually(async () => {
+    const res = await api(baseUrl, 'GET', '/api/v1/agents', undefined, token).catch(() => undefined);
+    const agents: { agentId: string; live: boolean }[] = res?.status === 200 ? res.json.agents : [];
+    return agents.some((a) => a.live && (agentId === undefined || a.agentId === agentId)) ? true : undefined;
+  });
 }
 
 export async function api(
