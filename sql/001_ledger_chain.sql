@@ -28,7 +28,11 @@ CREATE TABLE tasks (
   chain_seq        bigint      NOT NULL,
   prev_hash        text        NOT NULL,
   row_hash         text        NOT NULL,
-  CONSTRAINT tasks_task_seq_key  UNIQUE (task_id, seq),
+  -- A row is a step of one run: a second run of a task (after `temporal workflow reset`, or a
+  -- resubmission once Temporal's retention dropped the first) is recorded beside the first,
+  -- never dropped as a retry of it. NULLS NOT DISTINCT: rows without a run id, which only a
+  -- hand-written insert makes, stay one per (task_id, seq).
+  CONSTRAINT tasks_task_run_seq_key UNIQUE NULLS NOT DISTINCT (task_id, run_id, seq),
   CONSTRAINT tasks_chain_seq_key UNIQUE (chain_seq),
   -- A service is a name. The running totals count a row once per service it touches, and a NULL
   -- among them would be taken for the whole-ledger series (and makes counting fail).
@@ -54,8 +58,10 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
 $$;
 
 -- Appends are serialised by one transaction-scoped advisory lock, held to commit, so the chain
--- never forks and chain_seq order is commit order. A retried append of the same (task_id, seq)
--- finds its row already there and is skipped, so recording is idempotent.
+-- never forks and chain_seq order is commit order. A retried append of a (task_id, run_id, seq)
+-- finds the same row already there and is skipped, so recording is idempotent; a different row
+-- under that key is refused (unique_violation on tasks_task_run_seq_key), because answering the
+-- recorded row instead would lose what the caller meant to record without anyone noticing.
 -- Every 256th append also brings the running totals up to date (ledger_totals_catch_up(),
 -- 002_ledger_totals.sql): in a BEFORE trigger the row itself is not in the table yet, so the
 -- catch-up counts the rows up to the one before it.
@@ -63,10 +69,23 @@ CREATE FUNCTION tasks_chain_append() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
   head record;
+  recorded tasks;
 BEGIN
   PERFORM pg_advisory_xact_lock(hashtext('opsledger.ledger_chain'));
-  IF EXISTS (SELECT 1 FROM tasks WHERE task_id = NEW.task_id AND seq = NEW.seq) THEN
-    RETURN NULL;
+  SELECT * INTO recorded FROM tasks
+   WHERE task_id = NEW.task_id AND run_id IS NOT DISTINCT FROM NEW.run_id AND seq = NEW.seq;
+  IF FOUND THEN
+    -- The columns an append writes; the rest are this trigger's, or annotation.
+    IF (recorded.status, recorded.action, recorded.services_touched, recorded.agent, recorded.actor,
+        recorded.plan, recorded.outcome, recorded.resources_used, recorded.failure, recorded.failure_class)
+       IS NOT DISTINCT FROM
+       (NEW.status, NEW.action, NEW.services_touched, NEW.agent, NEW.actor,
+        NEW.plan, NEW.outcome, NEW.resources_used, NEW.failure, NEW.failure_class) THEN
+      RETURN NULL;
+    END IF;
+    RAISE EXCEPTION 'tasks is an append-only ledger: task %, run %, seq % is already recorded (chain_seq %, status %) with other content',
+      NEW.task_id, coalesce(NEW.run_id, '(none)'), NEW.seq, recorded.chain_seq, recorded.status
+      USING ERRCODE = 'unique_violation', CONSTRAINT = 'tasks_task_run_seq_key';
   END IF;
   SELECT chain_seq, row_hash INTO head FROM tasks ORDER BY chain_seq DESC LIMIT 1;
   NEW.created_at := coalesce(NEW.created_at, clock_timestamp());

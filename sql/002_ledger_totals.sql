@@ -39,7 +39,8 @@ INSERT INTO ledger_count_series (service) VALUES (NULL);
 --   failed_by_class  failure_class -> failures           ({"timeout": 3, ...}; failed, timed_out
 --                    and cancelled rows, as the failure endpoints count them)
 --   queued_by_action action -> queued rows, i.e. tasks   ({"deploy": 40, ...}; service series only,
---                    so with the service they are the inferred intents, e.g. deploy_kuma)
+--                    so with the service they are the inferred intents, e.g. deploy_kuma; a run
+--                    begins with its queued row, so a task submitted again counts once a run)
 -- The primary key serves the one lookup the queries make: the newest row of a series before an
 -- hour (an index scan backward, LIMIT 1). No other index is needed.
 CREATE TABLE ledger_running_totals (

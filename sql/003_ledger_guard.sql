@@ -4,11 +4,17 @@
 -- opsledger.migrating = on for each file's transaction. A file applied with psql needs the same,
 -- e.g. PGOPTIONS='-c opsledger.migrating=on' psql -1 -f sql/NNN_file.sql.
 --
+-- The setting is a placeholder any session may set, so it opens the guard only for the role
+-- that migrated (the owner of ledger_ddl_guard(), and so of the ledger) or a superuser: a role
+-- that may DDL the ledger without owning it, such as the owner of its schema (who may drop
+-- tables in it) or one granted TRIGGER on tasks, stays refused with the setting on.
+--
 -- What this does not stop: the owner can set opsledger.migrating by hand, and a superuser can
 -- switch the guard off (`ALTER EVENT TRIGGER ... DISABLE`, or drop its function with CASCADE;
 -- event triggers do not fire for commands on event triggers). The guard keeps mistakes and
 -- careless scripts away from the ledger; the hash chain (ledger_verify) and checkpoints kept
--- outside the database are what detect the rest.
+-- outside the database are what detect the rest. The application's login is neither owner nor
+-- superuser (sql/005_app_role.sql), so none of this is open to it.
 
 -- Verification runs in SQL so that it hashes exactly the bytes the append trigger hashed.
 -- The first row whose hash, link to its predecessor or sequence is wrong, or no row: what a
@@ -137,7 +143,11 @@ DECLARE
   ledger_tables oid[];
   offending text;
 BEGIN
-  IF current_setting('opsledger.migrating', true) = 'on' THEN
+  -- USAGE: the privileges current_user holds now, which are what the DDL runs with.
+  IF current_setting('opsledger.migrating', true) = 'on'
+     AND pg_has_role(current_user,
+                     (SELECT p.proowner FROM pg_proc p WHERE p.oid = 'ledger_ddl_guard()'::regprocedure),
+                     'USAGE') THEN
     RETURN;
   END IF;
 
@@ -185,7 +195,7 @@ BEGIN
     RAISE EXCEPTION 'tasks is an append-only ledger: % on % is refused; schema changes go through `opsledger migrate`',
       TG_TAG, offending
       USING ERRCODE = 'insufficient_privilege',
-            HINT = 'Add a migration file to sql/ and run `opsledger migrate`; it sets opsledger.migrating = on for its own transaction.';
+            HINT = 'Add a migration file to sql/ and run `opsledger migrate` as the ledger''s owner; it sets opsledger.migrating = on for its own transaction.';
   END IF;
 END
 $$;

@@ -7,6 +7,7 @@ import { createApp } from './api/app';
 import { hashToken, newToken } from './api/auth';
 import { ConfigError, taskRuntimeOf, type Config } from './config';
 import { createAdmissionRepository } from './admission/repository';
+import { appLoginUser, ensureAppLogin, loginUrl, refuseOwnerLogin, type AppLogin } from './db/appLogin';
 import { startEmbeddedPostgres } from './db/embeddedPostgres';
 import { migrate } from './db/migrate';
 import { createDb, type Db } from './db/pool';
@@ -18,17 +19,35 @@ import { startTemporalDevServer } from './temporal/devServer';
 import { ensureSearchAttributes } from './temporal/searchAttributes';
 import { connectWorker, startOpsWorker } from './worker';
 
-/** DATABASE_URL when set, else an embedded PostgreSQL kept in the data folder. */
-export async function provideDatabase(config: Config, lifecycle: Lifecycle): Promise<string> {
-  if (config.DATABASE_URL) return config.DATABASE_URL;
-  const pg = await startEmbeddedPostgres({
-    dataDir: config.OPSLEDGER_DATA_DIR,
-    port: config.OPSLEDGER_EMBEDDED_PG_PORT,
-    database: 'opsledger',
-  });
-  lifecycle.add('embedded PostgreSQL', pg.stop);
-  logger.info({ url: redactPassword(pg.url) }, 'embedded PostgreSQL running');
-  return pg.url;
+/**
+ * What `opsledger dev` runs on: the owner's login, which migrates, and the application's own
+ * login, made from it, which the pools use (refuseOwnerLogin, src/db/appLogin.ts).
+ */
+export type DevDatabase = { ownerUrl: string; appLogin: AppLogin; appUrl: string };
+
+/**
+ * DATABASE_URL (the owner's login, which may create roles) when set, else an embedded PostgreSQL
+ * kept in the data folder, as its superuser. The app login's password is generated once and kept
+ * beside the admin token; the login is named after the database, as roles are the whole server's.
+ */
+export async function provideDatabase(config: Config, lifecycle: Lifecycle): Promise<DevDatabase> {
+  let ownerUrl = config.DATABASE_URL;
+  if (!ownerUrl) {
+    const pg = await startEmbeddedPostgres({
+      dataDir: config.OPSLEDGER_DATA_DIR,
+      port: config.OPSLEDGER_EMBEDDED_PG_PORT,
+      database: 'opsledger',
+    });
+    lifecycle.add('embedded PostgreSQL', pg.stop);
+    logger.info({ url: redactPassword(pg.url) }, 'embedded PostgreSQL running');
+    ownerUrl = pg.url;
+  }
+  const appLogin: AppLogin = {
+    user: appLoginUser(decodeURIComponent(new URL(ownerUrl).pathname.slice(1))),
+    password: keptInDataDir(config, 'db-app-password', () => crypto.randomBytes(24).toString('base64url')),
+    role: config.OPSLEDGER_DB_ROLE,
+  };
+  return { ownerUrl, appLogin, appUrl: loginUrl(ownerUrl, appLogin) };
 }
 
 /** A Temporal dev server with its SQLite file in the data folder, for `opsledger dev`. */
@@ -46,15 +65,23 @@ export async function provideTemporalDevServer(config: Config, lifecycle: Lifecy
   return server;
 }
 
-export async function openDb(url: string, config: Config, lifecycle: Lifecycle): Promise<Db> {
+/**
+ * The application's pools: `database` is DATABASE_URL (the worker's and the API's, which must be
+ * the application's login) or dev's. A login that could rewrite the ledger is refused.
+ */
+export async function openDb(database: string | DevDatabase, config: Config, lifecycle: Lifecycle): Promise<Db> {
+  const url = typeof database === 'string' ? database : database.appUrl;
+  await refuseOwnerLogin(url, 'DATABASE_URL');
   const db = createDb({ connectionString: url, role: config.OPSLEDGER_DB_ROLE });
   lifecycle.add('database pool', db.close);
   return db;
 }
 
-export async function runMigrations(url: string): Promise<void> {
-  const { applied } = await migrate(url);
+/** Migrates as the owner, then makes or updates the application's login: it needs the role 005 creates. */
+export async function runMigrations(database: DevDatabase): Promise<void> {
+  const { applied } = await migrate(database.ownerUrl);
   logger.info({ applied }, applied.length ? 'migrations applied' : 'schema up to date');
+  await ensureAppLogin(database.ownerUrl, database.appLogin);
 }
 
 export async function startWorker(config: Config, db: Db, address: string, lifecycle: Lifecycle): Promise<void> {

@@ -12,11 +12,12 @@ import { postgresBinaries, type PostgresBinaries } from './postgresBinaries';
 export type EmbeddedPostgresHandle = { url: string; logFile: string; stop(): Promise<void> };
 
 const USER = 'postgres';
-// Local-only cluster, bound to 127.0.0.1; the password keeps other local accounts out.
-const PASSWORD = 'opsledger';
 
 export type EmbeddedPostgresOptions = {
-  /** The cluster is `dataDir/postgres` (or a folder it links to) and its log `dataDir/postgres.log`. */
+  /**
+   * The cluster is `dataDir/postgres` (or a folder it links to), its log `dataDir/postgres.log`, and
+   * its superuser's password `dataDir/postgres-password` (0600).
+   */
   dataDir: string;
   port: number;
   database: string;
@@ -36,10 +37,14 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   const account = serverAccount();
   const binaries = postgresBinaries(account);
   const cluster = clusterDir(opts.dataDir, account);
+  const passwordFile = path.join(opts.dataDir, 'postgres-password');
   if (!fs.existsSync(path.join(cluster, 'PG_VERSION'))) {
     logger.info({ cluster }, 'initialising embedded PostgreSQL cluster');
-    await initialise(binaries, cluster, account);
+    // The server listens on 127.0.0.1, where every local account can reach it: only the data folder's owner may log in.
+    fs.writeFileSync(passwordFile, `${crypto.randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
+    await initialise(binaries, cluster, account, readPassword(passwordFile));
   }
+  const password = readPassword(passwordFile);
   const runAs = account && ownerOf(cluster);
   await stopLeftOverServer(cluster);
   const logFile = path.join(opts.dataDir, 'postgres.log');
@@ -47,12 +52,13 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   const removeCluster = () => {
     fs.rmSync(cluster, { recursive: true, force: true });
     fs.rmSync(path.join(opts.dataDir, 'postgres'), { recursive: true, force: true });
+    fs.rmSync(passwordFile, { force: true });
   };
   const stop = async () => {
     await stopServer(server);
     if (opts.ephemeral) removeCluster();
   };
-  const baseUrl = `postgresql://${USER}:${PASSWORD}@127.0.0.1:${opts.port}`;
+  const baseUrl = `postgresql://${USER}:${encodeURIComponent(password)}@127.0.0.1:${opts.port}`;
   try {
     await ensureDatabase(`${baseUrl}/postgres`, opts.database);
   } catch (err) {
@@ -96,11 +102,19 @@ function existingCluster(linkOrDir: string): string | undefined {
   }
 }
 
-async function initialise(binaries: PostgresBinaries, cluster: string, account: Account | undefined): Promise<void> {
+function readPassword(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8').trim();
+  } catch {
+    throw new Error(`the embedded PostgreSQL cluster has no ${file}; remove the data folder to start over`);
+  }
+}
+
+async function initialise(binaries: PostgresBinaries, cluster: string, account: Account | undefined, password: string): Promise<void> {
   fs.mkdirSync(cluster, { recursive: true, mode: 0o700 });
   const secrets = fs.mkdtempSync(path.join(os.tmpdir(), 'opsledger-initdb-'));
   const passwordFile = path.join(secrets, 'password');
-  fs.writeFileSync(passwordFile, `${PASSWORD}\n`, { mode: 0o600 });
+  fs.writeFileSync(passwordFile, `${password}\n`, { mode: 0o600 });
   if (account) for (const owned of [cluster, secrets, passwordFile]) fs.chownSync(owned, account.uid, account.gid);
   try {
     const { status, stdout, stderr } = spawnSync(

@@ -1,4 +1,5 @@
 import type { Db } from '../db/pool';
+import { OpsError } from '../errors';
 import type { FailureClass, Json, LedgerEntry, TaskStatus } from '../../contracts';
 
 /** A ledger row as the API returns it. */
@@ -93,25 +94,39 @@ export function toLedgerRow(raw: RawRow): LedgerRow {
   return row as LedgerRow;
 }
 
+/**
+ * A row differs from the one already recorded under its (taskId, runId, seq): retrying cannot
+ * help, and skipping it would lose what happened. The chain trigger refuses it
+ * (tasks_chain_append, sql/001_ledger_chain.sql).
+ */
+export class LedgerConflictError extends OpsError {
+  readonly status = 409;
+  readonly title = 'Ledger conflict';
+}
+
+const CONFLICT_CONSTRAINT = 'tasks_task_run_seq_key';
+
 export function createLedgerRepository(db: Db) {
   return {
     /**
-     * Appends one row, exactly once: a retry with the same (taskId, seq) is skipped by the
-     * chain trigger and answers the row already recorded.
+     * Appends one row, exactly once: a retry of the same row under its (taskId, runId, seq) is
+     * skipped by the chain trigger and answers the row already recorded; another run of the task
+     * is another row.
      */
     async append(entry: LedgerEntry): Promise<LedgerRow> {
-      const inserted = await db.query<RawRow>(APPEND_SQL, appendValues(entry));
-      const row = inserted[0] ?? (await this.row(entry.taskId, entry.seq));
-      if (!row) throw new Error(`ledger append of ${entry.taskId}#${entry.seq} left no row`);
-      return toLedgerRow(row as RawRow);
-    },
-
-    async row(taskId: string, seq: number): Promise<RawRow | undefined> {
-      const rows = await db.query<RawRow>(`SELECT ${LEDGER_COLUMNS} FROM tasks WHERE task_id = $1 AND seq = $2`, [
-        taskId,
-        seq,
-      ]);
-      return rows[0];
+      const inserted = await db.query<RawRow>(APPEND_SQL, appendValues(entry)).catch((err: unknown) => {
+        const { code, constraint, message } = err as { code?: string; constraint?: string; message: string };
+        if (code === '23505' && constraint === CONFLICT_CONSTRAINT) throw new LedgerConflictError(message);
+        throw err;
+      });
+      const row =
+        inserted[0] ??
+        (await db.query<RawRow>(
+          `SELECT ${LEDGER_COLUMNS} FROM tasks WHERE task_id = $1 AND run_id IS NOT DISTINCT FROM $2 AND seq = $3`,
+          [entry.taskId, entry.runId, entry.seq],
+        ))[0];
+      if (!row) throw new Error(`ledger append of ${entry.taskId}#${entry.seq} (run ${entry.runId}) left no row`);
+      return toLedgerRow(row);
     },
 
     /**
@@ -132,11 +147,17 @@ export function createLedgerRepository(db: Db) {
       return row?.seconds === null || row === undefined ? undefined : { seconds: Number(row.seconds), runs: Number(row.runs) };
     },
 
-    /** The whole trail of one task, in the order it happened. */
+    /**
+     * The whole trail of one task, in the order it happened: run by run, in the order the runs
+     * began, each in its own sequence (a second run's seq starts again at 1, or, after a reset,
+     * goes on from the step it was reset to).
+     */
     async trail(taskId: string): Promise<LedgerRow[]> {
-      const rows = await db.query<RawRow>(`SELECT ${LEDGER_COLUMNS} FROM tasks WHERE task_id = $1 ORDER BY seq`, [
-        taskId,
-      ]);
+      const rows = await db.query<RawRow>(
+        `SELECT ${LEDGER_COLUMNS} FROM tasks WHERE task_id = $1
+          ORDER BY min(chain_seq) OVER (PARTITION BY run_id), seq`,
+        [taskId],
+      );
       return rows.map(toLedgerRow);
     },
   };

@@ -114,6 +114,36 @@ describe('the ledger DDL guard', () => {
     await expect(owner.query(WEAKENING_DDL[0]!)).rejects.toThrow(REFUSED);
   });
 
+  test('the migration setting opens the guard for the owner only: a role that may drop the ledger without owning it stays refused', async () => {
+    const schemaOwnerUrl = await createDatabase('schemaowner');
+    await migrate(schemaOwnerUrl);
+    const role = `${prefix}_schema_owner`;
+    const client = new Client({ connectionString: schemaOwnerUrl });
+    await client.connect();
+    try {
+      const ident = client.escapeIdentifier(role);
+      await client.query(`CREATE ROLE ${ident} NOLOGIN`);
+      // The owner of a schema may drop any table in it; TRIGGER lets a role add triggers to tasks.
+      await client.query(`ALTER SCHEMA public OWNER TO ${ident}`);
+      await client.query(`GRANT TRIGGER ON tasks TO ${ident}`);
+      await client.query(`SET ROLE ${ident}`);
+      await client.query('SET opsledger.migrating = on');
+      await expect(client.query('DROP TABLE tasks CASCADE')).rejects.toThrow(REFUSED);
+      await expect(
+        client.query('CREATE TRIGGER tasks_swallow BEFORE INSERT ON tasks FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger()'),
+      ).rejects.toThrow(REFUSED);
+      await client.query('RESET ROLE');
+      expect((await client.query(`SELECT to_regclass('tasks') IS NOT NULL AS kept`)).rows).toEqual([{ kept: true }]);
+    } finally {
+      await client.query('RESET ROLE').catch(() => undefined);
+      await client.end();
+      await dropDatabase(testEnv('adminUrl'), `${prefix}_schemaowner`);
+      const admin = new Client({ connectionString: testEnv('adminUrl') });
+      await admin.connect();
+      await admin.query(`DROP ROLE ${admin.escapeIdentifier(role)}`).finally(() => admin.end());
+    }
+  });
+
   test('the migration runner applies a later file that alters tasks', async () => {
     const dir = migrationsDir(() => true, {
       '999_guard_test_note.sql': 'ALTER TABLE tasks ADD COLUMN guard_test_note text;',

@@ -1,6 +1,8 @@
+import { ApplicationFailure } from '@temporalio/activity';
 import { Client } from 'pg';
+import { createActivities } from '../../activities';
 import { createDb, type Db } from '../../src/db/pool';
-import { createLedgerRepository } from '../../src/ledger/repository';
+import { createLedgerRepository, LedgerConflictError } from '../../src/ledger/repository';
 import type { LedgerEntry } from '../../contracts';
 import { testEnv } from '../support/testEnv';
 
@@ -22,7 +24,7 @@ describe('the ledger is append-only and tamper-evident', () => {
 
   beforeAll(async () => {
     app = createDb({ connectionString: testEnv('databaseUrl'), role: 'opsledger_app' });
-    owner = new Client({ connectionString: testEnv('databaseUrl') });
+    owner = new Client({ connectionString: testEnv('ownerUrl') });
     await owner.connect();
   });
   afterAll(async () => {
@@ -32,10 +34,55 @@ describe('the ledger is append-only and tamper-evident', () => {
 
   test('a retried append returns the row already recorded and adds nothing', async () => {
     const taskId = `retry-${Date.now()}`;
-    const first = await ledger().append(entry(taskId, 1));
-    const again = await ledger().append(entry(taskId, 1, { status: 'failed' }));
+    const first = await ledger().append(entry(taskId, 1, { plan: { steps: ['a', 'b'] } }));
+    const again = await ledger().append(entry(taskId, 1, { plan: { steps: ['a', 'b'] } }));
     expect(again).toEqual(first);
     expect(await ledger().trail(taskId)).toHaveLength(1);
+  });
+
+  test('another row under a recorded (task, run, seq) is refused, not answered with the old row', async () => {
+    const taskId = `conflict-${Date.now()}`;
+    const first = await ledger().append(entry(taskId, 1));
+    const conflicting = ledger().append(entry(taskId, 1, { status: 'failed', failureClass: 'application_error' }));
+    await expect(conflicting).rejects.toBeInstanceOf(LedgerConflictError);
+    await expect(conflicting).rejects.toThrow(`task ${taskId}, run run-1, seq 1 is already recorded (chain_seq ${first.chainSeq}, status queued)`);
+    expect(await ledger().trail(taskId)).toEqual([first]);
+  });
+
+  test('the activity that records decisions fails for good on such a row: retrying cannot fix it', async () => {
+    const taskId = `conflict-activity-${Date.now()}`;
+    const activities = createActivities({ ledger: ledger(), admission: undefined as never, runner: undefined as never, playbookTimeoutS: 1 });
+    await activities.recordDecision(entry(taskId, 1));
+    await activities.recordDecision(entry(taskId, 1));
+    const refused = activities.recordDecision(entry(taskId, 1, { status: 'succeeded' }));
+    await expect(refused).rejects.toBeInstanceOf(ApplicationFailure);
+    await expect(refused).rejects.toMatchObject({ type: 'LedgerConflictError', nonRetryable: true });
+  });
+
+  test('a second run of a task (resubmitted once Temporal forgot the first) is recorded beside the first', async () => {
+    const taskId = `second-run-${Date.now()}`;
+    const runA = [
+      await ledger().append(entry(taskId, 1, { runId: 'run-a' })),
+      await ledger().append(entry(taskId, 2, { runId: 'run-a', status: 'failed', failureClass: 'application_error' })),
+    ];
+    const runB = [
+      await ledger().append(entry(taskId, 1, { runId: 'run-b' })),
+      await ledger().append(entry(taskId, 2, { runId: 'run-b', status: 'succeeded' })),
+    ];
+    expect(runB.map((r) => [r.runId, r.status])).toEqual([['run-b', 'queued'], ['run-b', 'succeeded']]);
+    expect(await ledger().trail(taskId)).toEqual([...runA, ...runB]);
+  });
+
+  test('a run reset to a step records its steps from there on, after the whole first run', async () => {
+    const taskId = `reset-${Date.now()}`;
+    const runA = [
+      await ledger().append(entry(taskId, 1, { runId: 'run-a' })),
+      await ledger().append(entry(taskId, 2, { runId: 'run-a', status: 'dispatched', agent: 'a1' })),
+      await ledger().append(entry(taskId, 3, { runId: 'run-a', status: 'failed', failureClass: 'infrastructure' })),
+    ];
+    // `temporal workflow reset` to after the dispatch: the new run replays steps 1-2 from history.
+    const runB = [await ledger().append(entry(taskId, 3, { runId: 'run-b', status: 'succeeded', agent: 'a1' }))];
+    expect(await ledger().trail(taskId)).toEqual([...runA, ...runB]);
   });
 
   test('the owner cannot UPDATE core columns, DELETE or TRUNCATE', async () => {

@@ -1,7 +1,10 @@
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
+import { Client } from 'pg';
+import { ensureAppLogin, loginUrl, type AppLogin } from '../../src/db/appLogin';
 import { databaseUrl, ensureDatabase } from '../../src/db/databases';
 import { startEmbeddedPostgres } from '../../src/db/embeddedPostgres';
 import { migrate } from '../../src/db/migrate';
@@ -13,8 +16,9 @@ import { TEST_ENV, type TestServices } from './testEnv';
 
 /**
  * Starts what the tests share: a fresh PostgreSQL database (on DATABASE_URL's server, or an
- * embedded cluster), migrated; a Temporal dev server on free ports with a throwaway SQLite
- * file; and the workflow bundle built once from source. Workers read them from the env.
+ * embedded cluster), migrated as its owner, with an application login of its own; a Temporal
+ * dev server on free ports with a throwaway SQLite file; and the workflow bundle built once from
+ * source. Workers read them from the env.
  */
 export default async function globalSetup(): Promise<void> {
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'opsledger-test-'));
@@ -31,8 +35,12 @@ export default async function globalSetup(): Promise<void> {
   const adminUrl = databaseUrl(serverUrl, 'postgres');
   await ensureDatabase(adminUrl, database);
   services.dropDatabase = { adminUrl, database };
-  const url = databaseUrl(serverUrl, database);
-  await migrate(url);
+  const ownerUrl = databaseUrl(serverUrl, database);
+  await migrate(ownerUrl);
+  // Roles are the whole server's, and test runs share one: each run makes a login of its own.
+  const appLogin: AppLogin = { user: `${database}_app`, password: crypto.randomBytes(18).toString('base64url'), role: 'opsledger_app' };
+  await ensureAppLogin(ownerUrl, appLogin);
+  services.stops.push(() => dropLogin(adminUrl, appLogin.user));
 
   const cli = await ensureTemporalCli(process.env.TEMPORAL_CLI);
   const [port, httpPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
@@ -54,10 +62,22 @@ export default async function globalSetup(): Promise<void> {
   });
   fs.writeFileSync(bundlePath, code);
 
-  process.env[TEST_ENV.databaseUrl] = url;
+  process.env[TEST_ENV.databaseUrl] = loginUrl(ownerUrl, appLogin);
+  process.env[TEST_ENV.ownerUrl] = ownerUrl;
   process.env[TEST_ENV.adminUrl] = adminUrl;
   process.env[TEST_ENV.temporalAddress] = temporal.address;
   process.env[TEST_ENV.workflowBundle] = bundlePath;
   process.env[TEST_ENV.temporalCli] = cli;
   process.env.LOG_LEVEL ??= 'warn';
+}
+
+/** The login holds no grant of its own, so it drops once its sessions' database is gone. */
+async function dropLogin(adminUrl: string, user: string): Promise<void> {
+  const client = new Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    await client.query(`DROP ROLE IF EXISTS ${client.escapeIdentifier(user)}`);
+  } finally {
+    await client.end();
+  }
 }
