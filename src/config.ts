@@ -21,6 +21,11 @@ const positiveInt = z.coerce.number({ error: 'expected a positive integer' }).in
 const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
 export const ConfigSchema = z.object({
+  /**
+   * The one login the command needs: the application's own for `worker` and `api` (they refuse
+   * one that could rewrite the ledger, src/db/appLogin.ts); the owner's for `migrate`, and for
+   * `dev`, which migrates and makes the application's login from it.
+   */
   DATABASE_URL: postgresUrl.optional(),
   TEMPORAL_ADDRESS: hostPort.default('localhost:7233'),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
@@ -58,8 +63,11 @@ export const ConfigSchema = z.object({
   OPSLEDGER_CURSOR_SECRET: z.string().min(16, 'expected at least 16 characters').optional(),
   /** Seals secretVars between the API and the workers; the same value on both. */
   OPSLEDGER_SECRET_KEY: z.string().min(16, 'expected at least 16 characters').optional(),
-  /** Signs ledger checkpoints written by `opsledger audit checkpoint`. */
-  OPSLEDGER_CHECKPOINT_KEY: z.string().min(16, 'expected at least 16 characters').optional(),
+  /** Checks ledger checkpoints: the public key `opsledger audit keygen` prints (it cannot sign). */
+  OPSLEDGER_CHECKPOINT_VERIFIER_KEY: z
+    .string()
+    .regex(/^[^\s+]+\+[0-9a-fA-F]{8}\+[A-Za-z0-9+/]+={0,2}$/, 'expected <name>+<key ID>+<base64 key>, as `opsledger audit keygen` prints it')
+    .optional(),
   LOG_LEVEL: logLevel.default('info'),
 });
 
@@ -72,7 +80,10 @@ export class ConfigError extends Error {
   }
 }
 
-/** Parses the environment once; a bad value names the variable, what it expected and what it got. */
+/**
+ * Parses the environment once; a bad value names the variable and the rule it broke, never the
+ * value, which may be a secret (a key, a URL with its password). zod's own messages quote no input.
+ */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const present = Object.fromEntries(
     Object.keys(ConfigSchema.shape)
@@ -82,10 +93,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = ConfigSchema.safeParse(present);
   if (!parsed.success) {
     throw new ConfigError(
-      parsed.error.issues.map((issue) => {
-        const name = String(issue.path[0]);
-        return `${name}: ${issue.message} (got ${JSON.stringify(env[name])})`;
-      }),
+      parsed.error.issues.map((issue) => `${String(issue.path[0])}: ${issue.message}`),
     );
   }
   return parsed.data;

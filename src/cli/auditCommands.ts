@@ -1,21 +1,40 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import type { Command } from 'commander';
 import type { AuditRow } from '../../contracts';
 import { cliApiClient } from './apiTarget';
 import { ConfigError, loadConfig, type Config } from '../config';
+import { appLoginUser, loginUrl } from '../db/appLogin';
 import { createDb, type Db } from '../db/pool';
-import { createCheckpoint, readCheckpointFile, writeCheckpointFile } from '../ledger/checkpoint';
+import {
+  createCheckpoint,
+  generateCheckpointKeys,
+  parseVerifierKey,
+  readCheckpointFile,
+  readSignerKeyFile,
+  writeCheckpointFile,
+  writeSignerKeyFile,
+  type VerifierKey,
+} from '../ledger/checkpoint';
 import { verifyAgainstCheckpoint, verifyChain, type ChainVerification, type CheckpointVerification } from '../ledger/verify';
 
-/** The database the audit commands read: DATABASE_URL, else the embedded one `opsledger dev` runs. */
+/**
+ * The database the audit commands read: DATABASE_URL, else the embedded one `opsledger dev` runs,
+ * as the application's own login (it reads like the API does, and can rewrite nothing).
+ */
 function auditDatabaseUrl(config: Config): string {
-  return config.DATABASE_URL ?? `postgresql://postgres:opsledger@127.0.0.1:${config.OPSLEDGER_EMBEDDED_PG_PORT}/opsledger`;
+  if (config.DATABASE_URL) return config.DATABASE_URL;
+  const password = fs.readFileSync(path.join(config.OPSLEDGER_DATA_DIR, 'db-app-password'), 'utf8').trim();
+  return loginUrl(`postgresql://127.0.0.1:${config.OPSLEDGER_EMBEDDED_PG_PORT}/opsledger`, { user: appLoginUser('opsledger'), password });
 }
 
-function checkpointKey(config: Config): string {
-  if (!config.OPSLEDGER_CHECKPOINT_KEY) {
-    throw new ConfigError(['OPSLEDGER_CHECKPOINT_KEY: required to sign or check a checkpoint (16 characters or more)']);
+/** Checking takes only the public half, so an auditor can hold it without being able to sign. */
+function verifierKey(option: string | undefined, config: Config): VerifierKey {
+  const text = option ?? config.OPSLEDGER_CHECKPOINT_VERIFIER_KEY;
+  if (!text) {
+    throw new ConfigError(['OPSLEDGER_CHECKPOINT_VERIFIER_KEY: required to check a checkpoint, or --key (`opsledger audit keygen` printed it)']);
   }
-  return config.OPSLEDGER_CHECKPOINT_KEY;
+  return parseVerifierKey(text);
 }
 
 async function withDb<T>(config: Config, work: (db: Db) => Promise<T>): Promise<T> {
@@ -75,13 +94,13 @@ export function registerLedgerCommands(audit: Command): void {
     .command('verify')
     .description('Check the whole hash chain; with --checkpoint, also that the rows up to an earlier checkpoint are unchanged.')
     .option('--checkpoint <file>', 'a checkpoint written by `opsledger audit checkpoint`')
+    .option('--key <verifier key>', 'the verifier key that signed it (default OPSLEDGER_CHECKPOINT_VERIFIER_KEY)')
     .option('--json', 'machine-readable output')
-    .action(async (opts: { checkpoint?: string; json?: boolean }) => {
+    .action(async (opts: { checkpoint?: string; key?: string; json?: boolean }) => {
       const config = loadConfig();
-      const result: ChainVerification | CheckpointVerification = await withDb(config, async (db) =>
-        opts.checkpoint
-          ? verifyAgainstCheckpoint(db, await readCheckpointFile(opts.checkpoint, checkpointKey(config)))
-          : verifyChain(db),
+      const checkpoint = opts.checkpoint ? await readCheckpointFile(opts.checkpoint, verifierKey(opts.key, config)) : undefined;
+      const result: ChainVerification | CheckpointVerification = await withDb(config, (db) =>
+        checkpoint ? verifyAgainstCheckpoint(db, checkpoint) : verifyChain(db),
       );
       if (opts.json) console.log(JSON.stringify(result, null, 2));
       else printVerification(result);
@@ -89,16 +108,29 @@ export function registerLedgerCommands(audit: Command): void {
     });
 
   audit
+    .command('keygen')
+    .description('Make the Ed25519 key pair of checkpoints: the signer key goes to a new owner-only file, the verifier key is printed.')
+    .requiredOption('--name <name>', "the key's name, also each checkpoint's origin line, e.g. ops.example.com/ledger")
+    .requiredOption('--out <file>', 'where to create the signer key file (keep it off the database host)')
+    .action(async (opts: { name: string; out: string }) => {
+      const keys = generateCheckpointKeys(opts.name);
+      await writeSignerKeyFile(opts.out, keys.signerKey);
+      console.error(`signer key written to ${opts.out}; the verifier key, for auditors (OPSLEDGER_CHECKPOINT_VERIFIER_KEY):`);
+      console.log(keys.verifierKey);
+    });
+
+  audit
     .command('checkpoint')
     .description('Write the signed head of the intact chain (sequence, hash, time) to a file outside the database.')
     .requiredOption('--out <file>', 'where to write the checkpoint (keep it away from the database host)')
-    .action(async (opts: { out: string }) => {
+    .requiredOption('--key <file>', 'the signer key file `opsledger audit keygen` wrote')
+    .action(async (opts: { out: string; key: string }) => {
       const config = loadConfig();
-      const checkpoint = await withDb(config, (db) => createCheckpoint(db, checkpointKey(config)));
-      const { rows, ...document } = checkpoint;
-      await writeCheckpointFile(opts.out, document);
+      const signer = await readSignerKeyFile(opts.key);
+      const checkpoint = await withDb(config, (db) => createCheckpoint(db, signer));
+      await writeCheckpointFile(opts.out, checkpoint);
       console.log(
-        `checkpoint written to ${opts.out}: chain_seq ${checkpoint.chainSeq} row_hash ${checkpoint.rowHash} (${rows} rows, taken ${checkpoint.takenAt})`,
+        `checkpoint written to ${opts.out}: chain_seq ${checkpoint.chainSeq} row_hash ${checkpoint.rowHash} (${checkpoint.rows} rows, taken ${checkpoint.takenAt}, signed as ${checkpoint.origin})`,
       );
     });
 }

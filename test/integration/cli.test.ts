@@ -61,7 +61,6 @@ describe('the opsledger CLI', () => {
       OPSLEDGER_API_URL: stack.baseUrl,
       OPSLEDGER_TOKEN: TEST_TOKENS.admin,
       DATABASE_URL: testEnv('databaseUrl'),
-      OPSLEDGER_CHECKPOINT_KEY: 'cli-test-checkpoint-key',
     };
   });
   afterAll(async () => {
@@ -125,19 +124,37 @@ describe('the opsledger CLI', () => {
   });
 
   test('audit checkpoint, then audit verify against it', async () => {
-    const file = path.join(dir, 'head.json');
-    const checkpoint = await opsledger(['audit', 'checkpoint', '--out', file], env);
+    const signerKey = path.join(dir, 'checkpoint-signer.key');
+    const keygen = await opsledger(['audit', 'keygen', '--name', 'cli-test.example/ledger', '--out', signerKey], env);
+    expect(keygen.code).toBe(0);
+    const verifierKey = keygen.stdout.trim();
+    expect(verifierKey).toMatch(/^cli-test\.example\/ledger\+[0-9a-f]{8}\+\S+$/);
+    expect((fs.statSync(signerKey).mode & 0o777).toString(8)).toBe('600');
+
+    const file = path.join(dir, 'head.checkpoint');
+    const checkpoint = await opsledger(['audit', 'checkpoint', '--out', file, '--key', signerKey], env);
     expect(checkpoint.stderr).toBe('');
     expect(checkpoint.stdout).toMatch(/^checkpoint written to .*: chain_seq \d+/);
     expect((fs.statSync(file).mode & 0o777).toString(8)).toBe('600');
 
-    const verify = await opsledger(['audit', 'verify', '--checkpoint', file], env);
+    // The auditor's side: the checkpoint and the verifier key, no private key left anywhere.
+    fs.rmSync(signerKey);
+    const auditor = { ...env, OPSLEDGER_CHECKPOINT_VERIFIER_KEY: verifierKey };
+    const verify = await opsledger(['audit', 'verify', '--checkpoint', file], auditor);
     expect(verify.code).toBe(0);
     expect(verify.stdout).toMatch(/^ledger intact: \d+ rows checked/);
     expect(verify.stdout).toContain('checkpoint matches');
 
-    const noKey = await opsledger(['audit', 'checkpoint', '--out', file], { ...env, OPSLEDGER_CHECKPOINT_KEY: '' });
-    expect(noKey.code).toBe(1);
-    expect(noKey.stderr).toContain('OPSLEDGER_CHECKPOINT_KEY');
+    fs.writeFileSync(file, fs.readFileSync(file, 'utf8').replace(/\n(\d+)\n/, (_, seq: string) => `\n${Number(seq) + 1}\n`));
+    const edited = await opsledger(['audit', 'verify', '--checkpoint', file], auditor);
+    expect(edited.code).toBe(1);
+    expect(edited.stderr).toContain('does not verify: the checkpoint was changed after it was signed');
+
+    const noVerifierKey = await opsledger(['audit', 'verify', '--checkpoint', file], env);
+    expect(noVerifierKey.code).toBe(1);
+    expect(noVerifierKey.stderr).toContain('OPSLEDGER_CHECKPOINT_VERIFIER_KEY');
+    const noSignerKey = await opsledger(['audit', 'checkpoint', '--out', file], env);
+    expect(noSignerKey.code).toBe(1);
+    expect(noSignerKey.stderr).toContain("'--key <file>'");
   });
 });

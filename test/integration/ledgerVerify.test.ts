@@ -12,13 +12,23 @@ import { databaseUrl, dropDatabase } from '../../src/db/databases';
 import { createDb, type Db } from '../../src/db/pool';
 import { MICROS_PER_HOUR, nowMicros } from '../../src/ledger/micros';
 import { createAuditQueries } from '../../src/ledger/auditQueries';
-import { createCheckpoint, readCheckpointFile, writeCheckpointFile } from '../../src/ledger/checkpoint';
+import {
+  createCheckpoint,
+  generateCheckpointKeys,
+  parseSignerKey,
+  parseVerifierKey,
+  readCheckpointFile,
+  writeCheckpointFile,
+} from '../../src/ledger/checkpoint';
 import { createLedgerRepository, type LedgerRow } from '../../src/ledger/repository';
 import { verifyAgainstCheckpoint, verifyChain } from '../../src/ledger/verify';
 import type { LedgerEntry, TaskStatus } from '../../contracts';
 import { testEnv } from '../support/testEnv';
 
-const KEY = 'integration-test-checkpoint-key';
+const KEYS = generateCheckpointKeys('ledger-verify-test.example/ledger');
+const SIGNER = parseSignerKey(KEYS.signerKey);
+// What an auditor holds: the public half only.
+const VERIFIER = parseVerifierKey(KEYS.verifierKey);
 const STATUSES: TaskStatus[] = ['queued', 'dispatched', 'succeeded', 'failed'];
 
 /** Rows shaped like the workflow's: plans, outcomes with quotes and non-ASCII text, failures. */
@@ -102,7 +112,8 @@ describe('ledger verification', () => {
     const database = `${prefix}_${name}`;
     await admin(`CREATE DATABASE "${database}" TEMPLATE "${template}"`);
     databases.push(database);
-    const app = createDb({ connectionString: urlOf(database), role: 'opsledger_app', max: 2 });
+    // The application's own login, as the worker and the API append; the tampering is the owner's.
+    const app = createDb({ connectionString: databaseUrl(testEnv('databaseUrl'), database), role: 'opsledger_app', max: 2 });
     const owner = new Client({ connectionString: urlOf(database) });
     await owner.connect();
     closers.push(() => app.close(), () => owner.end());
@@ -212,9 +223,9 @@ describe('ledger verification', () => {
   test('a truncated tail keeps the chain intact but fails against an older checkpoint', async () => {
     const { app, owner } = await freshLedger('truncated');
     await appendRows(app, 6, 'truncated-a');
-    const early = await createCheckpoint(app, KEY);
+    const early = await createCheckpoint(app, SIGNER);
     await appendRows(app, 4, 'truncated-b');
-    const late = await createCheckpoint(app, KEY);
+    const late = await createCheckpoint(app, SIGNER);
     await appendRows(app, 3, 'truncated-c');
     expect([early.chainSeq, early.rows, late.chainSeq, late.rows]).toEqual(['6', 6, '10', 10]);
 
@@ -222,7 +233,7 @@ describe('ledger verification', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'opsledger-verify-'));
     const file = path.join(dir, 'checkpoint.json');
     await writeCheckpointFile(file, late);
-    const kept = await readCheckpointFile(file, KEY);
+    const kept = await readCheckpointFile(file, VERIFIER);
     fs.rmSync(dir, { recursive: true });
 
     await tamper(owner, 'DELETE FROM tasks WHERE chain_seq > 8');
@@ -242,7 +253,7 @@ describe('ledger verification', () => {
   test('a rewritten tail re-forms the chain but fails against the checkpoint', async () => {
     const { app, owner } = await freshLedger('rewritten');
     await appendRows(app, 10, 'rewritten-a');
-    const checkpoint = await createCheckpoint(app, KEY);
+    const checkpoint = await createCheckpoint(app, SIGNER);
     await tamper(owner, 'DELETE FROM tasks WHERE chain_seq > 7');
     await appendRows(app, 5, 'rewritten-b');
 
@@ -259,7 +270,7 @@ describe('ledger verification', () => {
     await appendRows(app, 5, 'broken-checkpoint');
     await tamper(owner, `UPDATE tasks SET actor = 'someone else' WHERE chain_seq = 2`);
 
-    await expect(createCheckpoint(app, KEY)).rejects.toThrow(
+    await expect(createCheckpoint(app, SIGNER)).rejects.toThrow(
       "refusing to checkpoint a broken chain: chain_seq 2 (task broken-checkpoint-0 seq 2): row_hash does not match the row's content",
     );
   });
