@@ -1,9 +1,45 @@
 import type { PlaybookCounts, PlaybookProgress, PlaybookStep } from '../contracts';
 
+/** Replaces every secret in a text with `[secret]`. */
+export type Scrub = (text: string) => string;
+
+const REDACTED = '[secret]';
+/** Shorter lines of a multi-line secret are left: a few characters give nothing away, and would blank out common text. */
+const MIN_SECRET_LINE = 4;
+
+/**
+ * A scrubber for what a playbook prints. A secret can come out raw, JSON-escaped by the callback
+ * (with or without non-ASCII escaped: Python's json escapes it by default), or, when it spans
+ * lines, one line at a time in stderr; each form is replaced, the longest first.
+ */
+export function secretScrubber(secrets: string[]): Scrub {
+  const forms = [...new Set(secrets.filter((s) => s.length > 0).flatMap(printedForms))].sort((a, b) => b.length - a.length);
+  if (forms.length === 0) return (text) => text;
+  return (text) => forms.reduce((out, form) => out.split(form).join(REDACTED), text);
+}
+
+function printedForms(secret: string): string[] {
+  const json = JSON.stringify(secret).slice(1, -1);
+  const asciiJson = json.replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  const lines = secret.includes('\n') ? secret.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length >= MIN_SECRET_LINE) : [];
+  return [secret, json, asciiJson, ...lines];
+}
+
+/** Every string of a parsed event, keys too, scrubbed before anything is cut or re-encoded. */
+function scrubDeep<T>(value: T, scrub: Scrub): T {
+  if (typeof value === 'string') return scrub(value) as T;
+  if (Array.isArray(value)) return value.map((item) => scrubDeep(item, scrub)) as T;
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [scrub(k), scrubDeep(v, scrub)])) as T;
+  }
+  return value;
+}
+
 /**
  * Folds the `ansible.posix.jsonl` callback's events (one JSON object per line) into the
  * summary the ledger keeps: counts, steps executed, the failing tasks' messages, readable
- * output lines, and the current play/task for heartbeats.
+ * output lines, and the current play/task for heartbeats. Everything it keeps is scrubbed of the
+ * task's secrets: play and task names are templated, so they can hold one too.
  */
 export class AnsibleEventFold {
   readonly steps: PlaybookStep[] = [];
@@ -13,14 +49,20 @@ export class AnsibleEventFold {
   private task = '';
   private sawStats = false;
 
+  constructor(private readonly scrub: Scrub = (text) => text) {}
+
   /** Returns the readable line(s) for the event, for the output tail. */
   accept(line: string): string[] {
     let event: AnsibleEvent;
     try {
-      event = JSON.parse(line) as AnsibleEvent;
+      event = scrubDeep(JSON.parse(line) as AnsibleEvent, this.scrub);
     } catch {
-      return line.trim() ? [line] : [];
+      return line.trim() ? [this.scrub(line)] : [];
     }
+    return this.readable(event).map(this.scrub);
+  }
+
+  private readable(event: AnsibleEvent): string[] {
     switch (event._event) {
       case 'v2_playbook_on_play_start':
         this.play = event.play?.name ?? '';
@@ -58,7 +100,7 @@ export class AnsibleEventFold {
     for (const [host, result] of Object.entries(event.hosts ?? {})) {
       const status = stepStatus(event._event, result);
       this.steps.push({ play: this.play, task: this.task, host, status });
-      const message = resultMessage(result);
+      const message = resultMessage(result, this.scrub);
       if (status === 'failed' || status === 'unreachable') {
         this.keyMessages.push(`${this.task} on ${host}: ${message ?? status}`);
       }
@@ -100,10 +142,11 @@ function stepStatus(event: string, result: HostResult): PlaybookStep['status'] {
   return result.changed ? 'changed' : 'ok';
 }
 
-function resultMessage(result: HostResult): string | undefined {
+/** Cut to 1,000 characters only once scrubbed, so that no cut can split a secret out of sight. */
+function resultMessage(result: HostResult, scrub: Scrub): string | undefined {
   const msg = typeof result.msg === 'string' ? result.msg : result.msg === undefined ? undefined : JSON.stringify(result.msg);
   const text = msg || result.stderr || undefined;
-  return text ? text.slice(0, 1000) : undefined;
+  return text ? scrub(text).slice(0, 1000) : undefined;
 }
 
 function emptyCounts(): PlaybookCounts {

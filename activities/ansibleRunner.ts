@@ -1,12 +1,11 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import type { Readable } from 'node:stream';
-import type { Json, PlaybookProgress, PlaybookRun } from '../contracts';
-import { AnsibleEventFold } from './ansibleEvents';
-import { PlaybookNotFoundError } from '../src/errors';
+import { isLocalHostList, isReservedVarName, RESERVED_VAR_MESSAGE, type Json, type PlaybookProgress, type PlaybookRun } from '../contracts';
+import { AnsibleEventFold, secretScrubber, type Scrub } from './ansibleEvents';
+import { PlaybookNotFoundError, ValidationError } from '../src/errors';
 import { killProcessGroup, sampleProcessGroup } from './processTree';
 
 export interface PlaybookRequest {
@@ -38,16 +37,82 @@ export interface AnsibleRunnerOptions {
   gpuMemoryByPid?: () => Promise<Map<number, number> | null>;
 }
 
-// Runs the playbook as its child and reports the CPU time of the whole finished process tree
-// (RUSAGE_CHILDREN covers every descendant that was waited for) on file descriptor 3.
-const RUSAGE_WRAPPER = `
-import json, os, resource, subprocess, sys
-child = subprocess.Popen(sys.argv[1:])
+// Runs the playbook as its child (argv: the worker's pid, then the ansible-playbook command), and:
+// - dies with the worker, however the worker ends: the kernel sends it SIGHUP when its parent
+//   exits, and it kills its whole process group, the playbook's every fork with it; otherwise a
+//   playbook would go on unwatched while Temporal runs the task again on another agent;
+// - hands the playbook its variables, read from stdin, through a FIFO in a private folder, removed
+//   as soon as ansible-playbook opens it: they are never on disk (nor in argv). A path is needed:
+//   ansible-playbook resolves `-e @path` through symlinks, so /dev/fd/N cannot name a pipe;
+// - reports the CPU time of the whole finished process tree (RUSAGE_CHILDREN covers every
+//   descendant that was waited for) on file descriptor 3.
+const PLAYBOOK_WRAPPER = `
+import ctypes, json, os, resource, shutil, signal, subprocess, sys, tempfile, threading
+PR_SET_PDEATHSIG = 1
+vars_dir = tempfile.mkdtemp(prefix="opsledger-vars-")
+vars_path = os.path.join(vars_dir, "vars.yml")
+os.mkfifo(vars_path, 0o600)
+
+def forget_vars():
+    shutil.rmtree(vars_dir, ignore_errors=True)
+
+def die_with_worker(*_):
+    forget_vars()
+    os.killpg(0, signal.SIGKILL)
+
+def stop(*_):
+    forget_vars()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+signal.signal(signal.SIGHUP, die_with_worker)
+signal.signal(signal.SIGTERM, stop)  # cancelled or timed out: the runner signals the whole group
+if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGHUP)) != 0:
+    forget_vars()
+    sys.exit("cannot tie the playbook to its worker: prctl(PR_SET_PDEATHSIG) failed")
+if os.getppid() != int(sys.argv[1]):
+    die_with_worker()  # the worker died before the tie was made
+vars_yaml = sys.stdin.buffer.read()
+
+def hand_over_vars():
+    # Opening blocks until ansible-playbook opens the FIFO to read; then the name can go.
+    with open(vars_path, "wb") as fifo:
+        forget_vars()
+        fifo.write(vars_yaml)
+
+threading.Thread(target=hand_over_vars, daemon=True).start()
+child = subprocess.Popen([*sys.argv[2:], "-e", "@" + vars_path], stdin=subprocess.DEVNULL)
 code = child.wait()
+forget_vars()  # ansible-playbook may have failed before it opened the FIFO
 usage = resource.getrusage(resource.RUSAGE_CHILDREN)
 os.write(3, json.dumps({"cpuTimeS": usage.ru_utime + usage.ru_stime}).encode())
 sys.exit(code if code >= 0 else 128 - code)
 `;
+
+/**
+ * What the runner itself sets for ansible-playbook. Pipelining sends each module, its arguments
+ * (secrets a task passes on among them) included, through the interpreter's stdin instead of a
+ * file under ~/.ansible/tmp, which a killed run would leave behind. Host keys are checked
+ * (Ansible's default): an inventory's hosts are trusted through known_hosts, not on first sight.
+ */
+const ANSIBLE_SETTINGS = {
+  ANSIBLE_STDOUT_CALLBACK: 'ansible.posix.jsonl',
+  ANSIBLE_RETRY_FILES_ENABLED: 'False',
+  ANSIBLE_NOCOLOR: '1',
+  ANSIBLE_PIPELINING: 'True',
+  PYTHONUNBUFFERED: '1',
+};
+
+/**
+ * The worker's environment holds its keys, token hashes and database password, and a playbook can
+ * read its own environment (`lookup('env', ...)`) into output that viewers read: it gets only these.
+ */
+const INHERITED_ENV = new Set(['PATH', 'HOME', 'LANG', 'TMPDIR']);
+
+function playbookEnvironment(workerEnv: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const inherited = Object.entries(workerEnv).filter(([name]) => INHERITED_ENV.has(name) || name.startsWith('LC_'));
+  return { ...Object.fromEntries(inherited), ...ANSIBLE_SETTINGS };
+}
 
 const MEMORY_SAMPLE_MS = 250;
 const GPU_SAMPLE_EVERY = 4;
@@ -56,53 +121,45 @@ export function createAnsibleRunner(options: AnsibleRunnerOptions): PlaybookRunn
   const ansiblePlaybook = options.ansiblePlaybook ?? 'ansible-playbook';
   return {
     async run(request, hooks) {
+      // The API refuses these at submit; a workflow started on Temporal directly is checked here.
+      assertNoReservedVars(request);
       const playbookPath = await resolveInside(options.playbooksDir, request.playbook, 'playbook');
-      const inventory = request.inventory.includes(',')
-        ? request.inventory
-        : await resolveInside(options.playbooksDir, request.inventory, 'inventory');
-      const varsDir = await fs.mkdtemp(path.join(os.tmpdir(), 'opsledger-vars-'));
-      try {
-        // Vars go through a private file, not argv, so secrets never show in `ps`.
-        const varsFile = path.join(varsDir, 'vars.json');
-        await fs.writeFile(varsFile, JSON.stringify({ ...request.extraVars, ...request.secretVars }), { mode: 0o600 });
-        const args = ['-c', RUSAGE_WRAPPER, ansiblePlaybook, '-i', inventory, '-e', `@${varsFile}`];
-        if (request.checkMode) args.push('--check');
-        args.push(playbookPath);
-        const run = await spawnPlaybook(args, request, hooks, {
-          tailLines: options.outputTailLines,
-          cwd: path.dirname(playbookPath),
-          gpuMemoryByPid: options.gpuMemoryByPid,
-        });
-        return redactSecrets(run, Object.values(request.secretVars));
-      } finally {
-        await fs.rm(varsDir, { recursive: true, force: true });
-      }
+      const inventory = await resolveInventory(options.playbooksDir, request.inventory);
+      const args = ['-c', PLAYBOOK_WRAPPER, String(process.pid), ansiblePlaybook, '-i', inventory];
+      if (request.checkMode) args.push('--check');
+      args.push(playbookPath);
+      return spawnPlaybook(args, unsafeVarsYaml({ ...request.extraVars, ...request.secretVars }), request, hooks, {
+        tailLines: options.outputTailLines,
+        cwd: path.dirname(playbookPath),
+        gpuMemoryByPid: options.gpuMemoryByPid,
+        scrub: secretScrubber(Object.values(request.secretVars)),
+      });
     },
   };
 }
 
+type SpawnOptions = { tailLines: number; cwd: string; gpuMemoryByPid?: AnsibleRunnerOptions['gpuMemoryByPid']; scrub: Scrub };
+
 function spawnPlaybook(
   args: string[],
+  varsYaml: string,
   request: PlaybookRequest,
   hooks: RunHooks,
-  { tailLines, cwd, gpuMemoryByPid }: { tailLines: number; cwd: string; gpuMemoryByPid?: AnsibleRunnerOptions['gpuMemoryByPid'] },
+  { tailLines, cwd, gpuMemoryByPid, scrub }: SpawnOptions,
 ): Promise<PlaybookRun> {
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint();
     const child = spawn('python3', args, {
       cwd,
       detached: true, // its own process group, so cancellation kills every fork
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
-      env: {
-        ...process.env,
-        ANSIBLE_STDOUT_CALLBACK: 'ansible.posix.jsonl',
-        ANSIBLE_RETRY_FILES_ENABLED: 'False',
-        ANSIBLE_NOCOLOR: '1',
-        ANSIBLE_HOST_KEY_CHECKING: 'False',
-        PYTHONUNBUFFERED: '1',
-      },
+      stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
+      env: playbookEnvironment(process.env),
     });
-    const fold = new AnsibleEventFold();
+    // A wrapper that exits before reading its vars has failed, and its exit code says so: the
+    // broken pipe adds nothing, and unhandled it would take the worker down.
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.end(varsYaml);
+    const fold = new AnsibleEventFold(scrub);
     const tail: string[] = [];
     const keep = (lines: string[]) => {
       tail.push(...lines);
@@ -147,7 +204,7 @@ function spawnPlaybook(
       if (fold.progress.task !== before) hooks.onProgress(fold.progress);
     });
     lines(child.stderr as Readable).on('line', (line) => {
-      if (line.trim()) keep([`stderr: ${line}`]);
+      if (line.trim()) keep([scrub(`stderr: ${line}`)]);
     });
     (child.stdio[3] as Readable).on('data', (chunk: Buffer) => {
       usage += chunk.toString();
@@ -220,10 +277,52 @@ async function resolveInside(root: string, relative: string, what: string): Prom
   return target;
 }
 
-/** A playbook may print a secret it was given; the ledger must not keep it. */
-export function redactSecrets(run: PlaybookRun, secrets: string[]): PlaybookRun {
-  const values = secrets.filter((s) => s.length > 0).sort((a, b) => b.length - a.length);
-  if (values.length === 0) return run;
-  const scrub = (text: string) => values.reduce((out, secret) => out.split(secret).join('[secret]'), text);
-  return { ...run, keyMessages: run.keyMessages.map(scrub), outputTail: run.outputTail.map(scrub) };
+/** A comma-separated host list may name only this machine; any other inventory is a file in the folder. */
+async function resolveInventory(root: string, inventory: string): Promise<string> {
+  if (!inventory.includes(',')) return resolveInside(root, inventory, 'inventory');
+  if (!isLocalHostList(inventory)) {
+    throw new PlaybookNotFoundError(`inventory ${inventory} names a host other than localhost; other hosts come from an inventory in ${root}`);
+  }
+  return inventory;
+}
+
+function assertNoReservedVars(request: PlaybookRequest): void {
+  const issues = (['extraVars', 'secretVars'] as const).flatMap((field) =>
+    Object.keys(request[field])
+      .filter(isReservedVarName)
+      .map((name) => ({ field: `${field}.${name}`, message: RESERVED_VAR_MESSAGE })),
+  );
+  if (issues.length > 0) throw new ValidationError(issues);
+}
+
+/**
+ * The vars as YAML with every string, keys included, at any depth, tagged `!unsafe`: Ansible never
+ * templates them, so `{{ lookup('pipe', ...) }}` in a value reaches the playbook as text. Flow
+ * style with ASCII-only double-quoted scalars leaves nothing for YAML to read another way.
+ */
+function unsafeVarsYaml(value: Json): string {
+  if (typeof value === 'string') return `!unsafe ${yamlQuoted(value)}`;
+  if (typeof value === 'number') return yamlNumber(value);
+  if (typeof value === 'boolean' || value === null) return String(value);
+  if (Array.isArray(value)) return `[${value.map(unsafeVarsYaml).join(', ')}]`;
+  return `{${Object.entries(value)
+    .map(([key, item]) => `${unsafeVarsYaml(key)}: ${unsafeVarsYaml(item)}`)
+    .join(', ')}}`;
+}
+
+function yamlQuoted(text: string): string {
+  let out = '';
+  for (const char of text) {
+    const code = char.codePointAt(0)!;
+    if (char === '"' || char === '\\') out += `\\${char}`;
+    else if (code >= 0x20 && code <= 0x7e) out += char;
+    else if (code <= 0xffff) out += `\\u${code.toString(16).padStart(4, '0')}`;
+    else out += `\\U${code.toString(16).padStart(8, '0')}`;
+  }
+  return `"${out}"`;
+}
+
+/** YAML 1.1 reads `1e-7` as a string and JSON numbers may be written so: say which a number is. */
+function yamlNumber(value: number): string {
+  return Number.isInteger(value) ? BigInt(value).toString() : `!!float ${String(value)}`;
 }

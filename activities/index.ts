@@ -41,7 +41,7 @@ export function createActivities(deps: ActivityDeps) {
     ): Promise<PlaybookRun> {
       const ctx = Context.current();
       const { sealedSecrets, ...rest } = request;
-      const secretVars = await nonRetryableWhereHopeless(async () => openSecrets(sealedSecrets, deps.secretKey));
+      const secretVars = await nonRetryableWhereHopeless(async () => openSecrets(sealedSecrets, deps.secretKey, request.taskId));
       let progress: PlaybookProgress = { stepsDone: 0 };
       // Heartbeats carry progress and are how a cancellation reaches a running playbook.
       const beat = setInterval(() => ctx.heartbeat(progress), HEARTBEAT_EVERY_MS);
@@ -72,11 +72,11 @@ export type Activities = ReturnType<typeof createActivities>;
 
 export type DurationEstimate = { seconds: number | null; source: string };
 
-async function openSecrets(sealed: string | null, secretKey: string | undefined): Promise<Record<string, string>> {
+async function openSecrets(sealed: string | null, secretKey: string | undefined, taskId: string): Promise<Record<string, string>> {
   if (sealed === null) return {};
   if (!secretKey) throw new SecretsUnavailableError('this task carries secretVars but the worker has no OPSLEDGER_SECRET_KEY');
   try {
-    return unsealSecrets(sealed, secretKey);
+    return unsealSecrets(sealed, secretKey, taskId);
   } catch (err) {
     throw new SecretsUnavailableError((err as Error).message);
   }

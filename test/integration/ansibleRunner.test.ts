@@ -120,4 +120,15 @@ describe('the ansible-playbook runner', () => {
     await expect(runner.run(request({ playbook: '../package.json' }), hooks())).rejects.toThrow('outside the playbooks folder');
     await expect(runner.run(request({ playbook: 'missing.yml' }), hooks())).rejects.toThrow('does not exist');
   });
+
+  test('a remote host list or a reserved variable is refused before anything runs, whoever built the request', async () => {
+    const runner = createAnsibleRunner({ playbooksDir, outputTailLines: 10 });
+    await expect(runner.run(request({ inventory: 'localhost,attacker.example' }), hooks())).rejects.toThrow('names a host other than localhost');
+    await expect(runner.run(request({ extraVars: { ansible_connection: 'ssh' } }), hooks())).rejects.toThrow(
+      'extraVars.ansible_connection: reserved',
+    );
+    await expect(runner.run(request({ secretVars: { ansible_become_password: 'x' } }), hooks())).rejects.toThrow(
+      'secretVars.ansible_become_password: reserved',
+    );
+  });
 });
