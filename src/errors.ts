@@ -52,3 +52,9 @@ export class ForbiddenError extends OpsError {
   readonly status = 403;
   readonly title = 'Forbidden';
 }
+
+/** A client that went over a rate limit; `Retry-After` says when it may try again. */
+export class TooManyRequestsError extends OpsError {
+  readonly status = 429;
+  readonly title = 'Too many requests';
+}

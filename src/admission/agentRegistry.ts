@@ -61,6 +61,25 @@ export function createAgentRegistry(db: Db, { agentMaxAgeS }: AgentFreshness) {
       await wakeDispatcher(db, report.agentId);
     },
 
+    /**
+     * Forgets an agent. Its reservations go with it (ON DELETE CASCADE); a grant not yet handed to
+     * its workflow would point at nothing, so it waits again. Deleting first makes the update see
+     * any grant a dispatch pass committed meanwhile. False when there was no such agent.
+     */
+    async removeAgent(agentId: string): Promise<boolean> {
+      return db.transaction(async (client) => {
+        const removed = await client.query('DELETE FROM agents WHERE agent_id = $1', [agentId]);
+        if (!removed.rowCount) return false;
+        await client.query(
+          `UPDATE pause_queue SET granted_agent = NULL, load_pct_at_dispatch = NULL, updated_at = clock_timestamp()
+            WHERE granted_agent = $1`,
+          [agentId],
+        );
+        await wakeDispatcher(client, agentId);
+        return true;
+      });
+    },
+
     async agents() {
       return db.query<{
         agent_id: string; pool: string; task_queue: string; cpu_cores: string; load_pct: string;

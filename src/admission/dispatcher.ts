@@ -19,6 +19,8 @@ export type DispatcherOptions = {
 // Session lock per pool: one dispatcher (in whichever worker of the pool holds it) walks its queue.
 const LEADER_LOCK_SQL = "SELECT pg_try_advisory_lock(hashtext('opsledger.dispatcher.' || $1)) AS leader";
 
+const MAX_RETRY_DELAY_MS = 30_000;
+
 /**
  * The one place that resumes waiting tasks. Whichever worker holds the leader lock listens for
  * heartbeats and task ends (LISTEN/NOTIFY), runs a dispatch pass (priority, then age), and
@@ -31,6 +33,7 @@ export function startDispatcher({ db, admission, temporal, pool, intervalMs = 10
   let passing = false;
   let again = false;
   let timer: NodeJS.Timeout | undefined;
+  let failures = 0;
 
   const pass = async () => {
     if (passing) {
@@ -64,6 +67,18 @@ export function startDispatcher({ db, admission, temporal, pool, intervalMs = 10
     }
   };
 
+  /**
+   * A dropped LISTEN connection goes back to the pool destroyed: kept checked out, each drop would
+   * cost the pool one connection for good, until appends wait forever for one.
+   */
+  const loseLeadership = (client: PoolClient, err: Error) => {
+    if (leader !== client) return;
+    leader = undefined;
+    failures += 1;
+    client.release(err);
+    logger.warn({ err, pool }, 'dispatcher lost its connection; it, or another worker, takes over');
+  };
+
   const becomeLeader = async () => {
     let client: PoolClient | undefined;
     try {
@@ -71,28 +86,34 @@ export function startDispatcher({ db, admission, temporal, pool, intervalMs = 10
       const { rows } = await client.query<{ leader: boolean }>(LEADER_LOCK_SQL, [pool]);
       if (!rows[0]?.leader) {
         client.release();
+        failures = 0;
         return;
       }
-      client.on('notification', () => void pass());
-      client.on('error', (err) => {
-        logger.warn({ err }, 'dispatcher lost its connection; another worker may take over');
-        leader = undefined;
-      });
-      await client.query(`LISTEN ${DISPATCH_CHANNEL}`);
-      leader = client;
+      const listening = client;
+      listening.on('notification', () => void pass());
+      // Both fire for one drop (the server's FATAL, then the closed socket); the first one counts.
+      listening.on('error', (err) => loseLeadership(listening, err));
+      listening.on('end', () => loseLeadership(listening, new Error('connection ended')));
+      await listening.query(`LISTEN ${DISPATCH_CHANNEL}`);
+      leader = listening;
+      failures = 0;
       logger.info({ pool }, 'this worker is the dispatcher');
       void pass();
     } catch (err) {
       client?.release(err as Error);
-      logger.warn({ err }, 'could not try for dispatcher leadership');
+      failures += 1;
+      logger.warn({ err, pool }, 'could not try for dispatcher leadership');
     }
   };
+
+  // While PostgreSQL is away, retries space out instead of hammering it every interval.
+  const nextDelay = () => Math.min(intervalMs * 2 ** failures, MAX_RETRY_DELAY_MS);
 
   const tick = async () => {
     if (stopped) return;
     if (leader) await pass();
     else await becomeLeader();
-    if (!stopped) timer = setTimeout(() => void tick(), intervalMs);
+    if (!stopped) timer = setTimeout(() => void tick(), nextDelay());
   };
   void tick();
 
@@ -102,11 +123,10 @@ export function startDispatcher({ db, admission, temporal, pool, intervalMs = 10
       stopped = true;
       if (timer) clearTimeout(timer);
       while (passing) await new Promise((r) => setTimeout(r, 20));
-      if (leader) {
-        // Closing the connection releases the session lock for the next worker.
-        leader.release(true);
-        leader = undefined;
-      }
+      const client = leader;
+      leader = undefined;
+      // Closing the connection releases the session lock for the next worker.
+      client?.release(true);
     },
   };
 }

@@ -1,5 +1,6 @@
 import type { Client } from '@temporalio/client';
 import express, { type Express } from 'express';
+import helmet from 'helmet';
 import type { TaskRuntime } from '../../contracts';
 import type { AdmissionRepository } from '../admission/repository';
 import type { Db } from '../db/pool';
@@ -33,7 +34,18 @@ export type AppDeps = {
 export function createApp(deps: AppDeps): Express {
   const app = express();
   const openapi = createOpenApiRegistry();
-  app.disable('x-powered-by');
+  // First, so that every answer carries them, refusals included.
+  app.use(
+    helmet({
+      // What the API answers (JSON, problem documents, metrics) loads nothing and is framed nowhere;
+      // the audit page sets its own policy (routes/auditPage.ts).
+      contentSecurityPolicy: {
+        useDefaults: false,
+        directives: { defaultSrc: ["'none'"], baseUri: ["'none'"], formAction: ["'none'"], frameAncestors: ["'none'"] },
+      },
+      xFrameOptions: { action: 'deny' },
+    }),
+  );
   app.use(express.json({ limit: '1mb' }));
   app.use(authenticate(deps.tokens));
   app.use((req, res, next) => {

@@ -8,7 +8,7 @@ import { agentTaskQueue } from '../../src/config';
 import { projectRoot } from '../../src/paths';
 import { startTemporalDevServer, type DevServer } from '../../src/temporal/devServer';
 import { freePort } from '../support/ports';
-import { api, eventually, startTestStack, untilAgentReported, type TestStack } from '../support/stack';
+import { agentToken, api, eventually, startTestStack, untilAgentReported, type TestStack } from '../support/stack';
 import { testEnv } from '../support/testEnv';
 
 const FINAL = ['succeeded', 'failed', 'cancelled', 'timed_out'];
@@ -108,7 +108,7 @@ describe('restarts lose no task and duplicate no row', () => {
         loadPct: 0,
         memoryTotalMb: 8192,
         memoryFreeMb,
-      });
+      }, agentToken(stack.config.OPSLEDGER_AGENT_ID));
     try {
       await heartbeat(10);
       const ids = [1, 2, 3].map((i) => `restart-${Date.now()}-${i}`);
@@ -146,7 +146,7 @@ describe('restarts lose no task and duplicate no row', () => {
         loadPct: 0,
         memoryTotalMb: 8192,
         memoryFreeMb: 10,
-      });
+      }, agentToken(stack.config.OPSLEDGER_AGENT_ID));
       const waiting = `reconcile-${Date.now()}`;
       await api(stack.baseUrl, 'POST', '/api/v1/tasks', { taskId: waiting, action: 'update', services: ['dns'], playbook: 'ping.yml' });
       await eventually(async () => ((await state(stack, waiting)).status === 'paused' ? true : undefined));

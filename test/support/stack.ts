@@ -8,10 +8,11 @@ import { createAdmissionRepository } from '../../src/admission/repository';
 import { createApp } from '../../src/api/app';
 import { hashToken, type Role } from '../../src/api/auth';
 import { loadConfig, taskRuntimeOf, type Config } from '../../src/config';
+import { refuseOwnerLogin } from '../../src/db/appLogin';
 import { createDb, type Db } from '../../src/db/pool';
 import { createLedgerRepository } from '../../src/ledger/repository';
 import { connectWorker, startOpsWorker, type OpsWorker } from '../../src/worker';
-import { testEnv } from './testEnv';
+import { TEST_ENV, testEnv } from './testEnv';
 
 export type TestStack = {
   config: Config;
@@ -23,12 +24,13 @@ export type TestStack = {
   close(): Promise<void>;
 };
 
-/** One token per role; the API under test knows their hashes. */
+/** One token per role; the API under test knows their hashes. The agent one is agent `test-agent`'s. */
 export const TEST_TOKENS: Record<Role, string> = {
   viewer: 'test-viewer-token',
   operator: 'test-operator-token',
   orchestrator: 'test-orchestrator-token',
   admin: 'test-admin-token',
+  agent: 'test-agent-token',
 };
 
 const testTokenConfig = Object.entries(TEST_TOKENS).map(([role, token]) => ({
@@ -36,6 +38,11 @@ const testTokenConfig = Object.entries(TEST_TOKENS).map(([role, token]) => ({
   role: role as Role,
   sha256: hashToken(token),
 }));
+
+/** The token the stack's own agent reports with over HTTP: an agent token is named by its agent id. */
+export const agentToken = (agentId: string) => `test-agent-token-${agentId}`;
+
+const agentTokenConfig = (agentId: string) => ({ name: agentId, role: 'agent' as const, sha256: hashToken(agentToken(agentId)) });
 
 /** A roomy, idle host, so tests do not depend on how busy this machine happens to be. */
 export const IDLE_HOST: HostCapacity = {
@@ -64,6 +71,7 @@ export async function startTestStack(
     LOG_LEVEL: 'warn',
     ...opts.env,
   });
+  await refuseOwnerLogin(testEnv('databaseUrl'), TEST_ENV.databaseUrl);
   const db = createDb({ connectionString: testEnv('databaseUrl'), role: config.OPSLEDGER_DB_ROLE });
   const workerConnection = await connectWorker(config.TEMPORAL_ADDRESS);
   const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
@@ -87,7 +95,7 @@ export async function startTestStack(
     temporal,
     runtime: taskRuntimeOf(config),
     playbooksDir: config.OPSLEDGER_PLAYBOOKS_DIR,
-    tokens: testTokenConfig,
+    tokens: [...testTokenConfig, agentTokenConfig(config.OPSLEDGER_AGENT_ID)],
     secretKey: config.OPSLEDGER_SECRET_KEY,
     cursorSecret: 'test-cursor-secret-0123456789',
   });

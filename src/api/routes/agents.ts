@@ -2,8 +2,10 @@ import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
 import { Router } from 'express';
 import { z } from 'zod';
 import type { AdmissionRepository } from '../../admission/repository';
+import { NotFoundError } from '../../errors';
+import { logger } from '../../logger';
 import { AgentList } from '../../../contracts';
-import { requireRole } from '../auth';
+import { principalOf, requireAgent, requireRole } from '../auth';
 import { jsonResponse, problemResponse } from '../openapi';
 import { parseOrThrow } from '../problem';
 
@@ -39,13 +41,33 @@ export function agentsRouter({ admission, openapi }: AgentsRouterDeps): Router {
     method: 'put',
     path: '/api/v1/agents/{agentId}/heartbeat',
     summary: 'Report an agent’s capacity; waiting tasks that now fit are resumed.',
+    description: 'Only the agent’s own token may report for it: role `agent`, named by the agent id.',
     request: { params: AgentIdParams, body: { content: { 'application/json': { schema: AgentHeartbeat } } } },
-    responses: { 204: { description: 'Recorded' }, 400: problemResponse('Invalid report') },
+    responses: {
+      204: { description: 'Recorded' },
+      400: problemResponse('Invalid report'),
+      403: problemResponse('Not this agent’s own token'),
+    },
   });
-  router.put('/agents/:agentId/heartbeat', requireRole('operator'), async (req, res) => {
+  router.put('/agents/:agentId/heartbeat', requireAgent('agentId'), async (req, res) => {
     const { agentId } = parseOrThrow(AgentIdParams, req.params);
     const report = parseOrThrow(AgentHeartbeat, req.body);
     await admission.heartbeat({ agentId, ...report });
+    res.status(204).end();
+  });
+
+  openapi.registerPath({
+    method: 'delete',
+    path: '/api/v1/agents/{agentId}',
+    summary: 'Forget an agent (admin): what is reserved on it is freed and grants it was not yet handed wait again.',
+    description: 'A worker that is still running reports itself back; to keep an agent out, also revoke its token.',
+    request: { params: AgentIdParams },
+    responses: { 204: { description: 'Removed' }, 404: problemResponse('No such agent') },
+  });
+  router.delete('/agents/:agentId', requireRole('admin'), async (req, res) => {
+    const { agentId } = parseOrThrow(AgentIdParams, req.params);
+    if (!(await admission.removeAgent(agentId))) throw new NotFoundError(`no agent ${agentId}`);
+    logger.info({ agentId, by: principalOf(res)?.name }, 'agent removed');
     res.status(204).end();
   });
 
