@@ -24,13 +24,21 @@ export type OperatorCommandName = (typeof OPERATOR_COMMANDS)[number];
 const OPERATOR_COMMAND_FIELDS = { by: ACTOR_RULE, reason: REASON_RULE };
 const OVERRIDE_COMMAND_FIELDS = { ...OPERATOR_COMMAND_FIELDS, agentId: AGENT_ID_RULE };
 
-/** The optional string fields each command takes; any other field is refused. */
+/** The optional string fields each command's REST body takes; any other field is refused. */
 export const COMMAND_FIELDS: Record<OperatorCommandName, Record<string, StringRule>> = {
   pause: OPERATOR_COMMAND_FIELDS,
   resume: OPERATOR_COMMAND_FIELDS,
   override: OVERRIDE_COMMAND_FIELDS,
   cancel: OPERATOR_COMMAND_FIELDS,
 };
+
+/**
+ * What the API adds to a REST body before it sends the Update: the principal its bearer token
+ * authenticated, the actor of record. No REST body may carry it (the body schemas are built from
+ * COMMAND_FIELDS alone); a command without it did not come through the API.
+ */
+export type ApiCommandFields = { principal?: string };
+export const API_COMMAND_FIELDS: Record<keyof ApiCommandFields, StringRule> = { principal: ACTOR_RULE };
 
 /** What is wrong with one value under a rule, in the words zod would use; undefined when nothing is. */
 export function stringRuleProblem(rule: StringRule, value: unknown): string | undefined {
@@ -52,7 +60,7 @@ export function stringRuleProblem(rule: StringRule, value: unknown): string | un
 export function checkCommand(name: OperatorCommandName, input: unknown): void {
   if (input === undefined || input === null) return;
   if (typeof input !== 'object' || Array.isArray(input)) throw new Error(`invalid ${name} command: expected an object like {"by": "alice"}`);
-  const fields = COMMAND_FIELDS[name];
+  const fields: Record<string, StringRule> = { ...COMMAND_FIELDS[name], ...API_COMMAND_FIELDS };
   const problems = Object.entries(input).flatMap(([field, value]) => {
     const rule = fields[field];
     if (!rule) return [`${field}: not a field of ${name}`];

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ACTOR_RULE, AGENT_ID_RULE, OPERATOR_COMMANDS, REASON_RULE, type OperatorCommandName } from './commandRules';
+import { ACTOR_RULE, AGENT_ID_RULE, OPERATOR_COMMANDS, REASON_RULE, type ApiCommandFields, type OperatorCommandName } from './commandRules';
 import { stringFrom } from './stringRule';
 
 /**
@@ -12,7 +12,7 @@ export const OperatorCommand = z
   .strictObject({
     by: stringFrom(ACTOR_RULE)
       .optional()
-      .meta({ description: 'Who asks; the API defaults it to the caller, the workflow to "temporal-cli".' }),
+      .meta({ description: "Who asks, in the caller's words: kept as a note in the row's outcome. The actor of record is the token's principal." }),
     reason: stringFrom(REASON_RULE).optional(),
   })
   .meta({ id: 'OperatorCommand' });
@@ -24,6 +24,10 @@ export const OverrideCommand = OperatorCommand.extend({
     .meta({ description: 'Dispatch to this agent; else the live agent with the most headroom.' }),
 }).meta({ id: 'OverrideCommand' });
 export type OverrideCommand = z.infer<typeof OverrideCommand>;
+
+/** What the workflow's Updates take: a REST body and, from the API only, the authenticated principal. */
+export type OperatorCommandInput = OperatorCommand & ApiCommandFields;
+export type OverrideCommandInput = OverrideCommand & ApiCommandFields;
 
 /** The schema each command's body must meet. */
 export const COMMAND_INPUT = {

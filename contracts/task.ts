@@ -43,7 +43,72 @@ export function isInsideFolder(relative: string): boolean {
   return true;
 }
 
-const VarName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an Ansible variable name');
+/**
+ * Extra vars override every other source, so a submitter who could set these would choose the
+ * host, user, interpreter or privilege of the run, or replace what Ansible itself fills in. They
+ * belong in an inventory inside the playbooks folder, which an administrator writes.
+ * Names: Ansible's connection, become and interpreter variables (all `ansible_*`), its internal
+ * ones (`_ansible*`), and its special (magic) variables outside that prefix.
+ */
+const RESERVED_VAR_PREFIXES = ['ansible_', '_ansible'];
+const RESERVED_VARS = new Set([
+  'environment',
+  'group_names',
+  'groups',
+  'hostvars',
+  'inventory_dir',
+  'inventory_file',
+  'inventory_hostname',
+  'inventory_hostname_short',
+  'omit',
+  'play_hosts',
+  'playbook_dir',
+  'role_name',
+  'role_names',
+  'role_path',
+  'role_uuid',
+  'vars',
+]);
+
+/** Case-insensitive, so that no spelling slips past a plugin that normalises names. */
+export function isReservedVarName(name: string): boolean {
+  const lower = name.toLowerCase();
+  return RESERVED_VARS.has(lower) || RESERVED_VAR_PREFIXES.some((prefix) => lower.startsWith(prefix));
+}
+
+export const RESERVED_VAR_MESSAGE =
+  'reserved: it steers Ansible (connection, interpreter, privilege) or is one of its special variables; set it in an inventory in the playbooks folder';
+
+const VarName = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an Ansible variable name')
+  .refine((name) => !isReservedVarName(name), RESERVED_VAR_MESSAGE);
+
+/** Variables by name; a bad name is reported as the field itself, `extraVars.ansible_host`, with why. */
+function variables<V extends z.ZodType>(value: V) {
+  return z.record(VarName, value, {
+    error: (issue) => (issue.code === 'invalid_key' ? issue.issues[0]?.message : undefined),
+  });
+}
+
+/**
+ * The hosts a comma-separated host list may name. A host list bypasses the playbooks folder, so
+ * only this machine; any other host comes from an inventory file there.
+ */
+const HOST_LIST_HOSTS: readonly string[] = ['localhost', '127.0.0.1'];
+
+export function isLocalHostList(inventory: string): boolean {
+  const hosts = inventory
+    .split(',')
+    .map((host) => host.trim())
+    .filter(Boolean);
+  return hosts.length > 0 && hosts.every((host) => HOST_LIST_HOSTS.includes(host));
+}
+
+/** As ansible-playbook reads `-i`: a value with a comma is a host list, anything else a path. */
+function isAllowedInventory(inventory: string): boolean {
+  return inventory.includes(',') ? isLocalHostList(inventory) : isInsideFolder(inventory);
+}
 
 /** What a task needs of an agent; admission reserves it there until the task ends. */
 export const Requirements = z
@@ -79,16 +144,17 @@ export const SubmitTaskRequest = z
       .string()
       .min(1)
       .max(4096)
-      .refine((inv) => inv.includes(',') || isInsideFolder(inv), 'expected a host list or a path inside the playbooks folder')
+      .refine(isAllowedInventory, 'expected an inventory path inside the playbooks folder, or a host list of localhost or 127.0.0.1 ("localhost,")')
       .default('localhost,')
       .meta({
-      description: 'An inventory path inside the playbooks folder, or a comma-separated host list.',
-    }),
-    extraVars: z.record(VarName, z.unknown().meta({ description: 'Any JSON value.' })).default({}),
-    secretVars: z
-      .record(VarName, z.string())
+        description: 'An inventory path inside the playbooks folder, or a comma-separated host list naming only localhost or 127.0.0.1.',
+      }),
+    extraVars: variables(z.unknown().meta({ description: 'Any JSON value.' }))
       .default({})
-      .meta({ description: 'Passed to the playbook; never stored in the ledger or logged.' }),
+      .meta({ description: 'Passed to the playbook as text: never templated. Reserved Ansible names (`ansible_*`, `hostvars`, ...) are refused.' }),
+    secretVars: variables(z.string())
+      .default({})
+      .meta({ description: 'Passed to the playbook as text, never templated; never stored in the ledger or logged.' }),
     requirements: Requirements.default({ cpu: 0.1, memoryMb: 64, gpuVramMb: 0 }),
     priority: z.number().int().min(0).max(100).default(50).meta({ description: 'Higher runs first.' }),
     plan: Plan.optional(),
@@ -121,5 +187,9 @@ export interface TaskRuntime {
   maxInfraAttempts: number;
 }
 
-/** What the workflow (and so Temporal's history) holds: secret variables only sealed. */
-export type TaskWorkflowInput = Omit<TaskSpec, 'secretVars'> & { sealedSecrets: string | null; runtime: TaskRuntime };
+/**
+ * What the workflow (and so Temporal's history) holds: secret variables only sealed, and the
+ * principal the API authenticated for the submit (the `queued` row's actor); a workflow started
+ * straight through Temporal has none.
+ */
+export type TaskWorkflowInput = Omit<TaskSpec, 'secretVars'> & { sealedSecrets: string | null; runtime: TaskRuntime; principal?: string };

@@ -16,9 +16,10 @@ import type {
   FailureClass,
   Json,
   LedgerEntry,
-  OperatorCommand,
-  OverrideCommand,
+  OperatorCommandInput,
+  OverrideCommandInput,
   PlaybookRun,
+  RunResult,
   TaskState,
   TaskStatus,
   TaskWorkflowInput,
@@ -41,15 +42,27 @@ export interface TaskResult {
   failureClass?: FailureClass;
 }
 
+/**
+ * The actor of whatever reaches the workflow without the API: Temporal does not tell workflow
+ * code who sent an Update or a cancellation, and no opsledger principal vouches for it.
+ */
+const THROUGH_TEMPORAL = 'temporal-cli';
+
+/** Who caused a row: the actor of record, and who asks in the caller's own words (a note). */
+type Caller = { actor: string; by?: string };
+
 type Command =
-  | { kind: 'hold'; by: string; reason?: string }
-  | { kind: 'resume'; by: string }
-  | { kind: 'override'; by: string; agentId?: string }
-  | { kind: 'cancel'; by: string; reason?: string };
+  | { kind: 'hold'; caller: Caller; reason?: string }
+  | { kind: 'resume'; caller: Caller }
+  | { kind: 'override'; caller: Caller; agentId?: string }
+  | { kind: 'cancel'; caller: Caller; reason?: string };
+
+/** Where the task runs, and who sent it there (the `dispatched` row's actor). */
+type Dispatch = { grant: CapacityGrant; actor: string };
 
 class TaskCancelled {
   constructor(
-    readonly by: string,
+    readonly caller: Caller,
     readonly reason?: string,
   ) {}
 }
@@ -71,7 +84,8 @@ class TaskRun {
   private readonly commands: Command[] = [];
   private commandsSubmitted = 0;
   private commandsDone = 0;
-  private grant?: CapacityGrant;
+  /** Whether to ask admission (which holds the reservations) again: on entering it, a grant signal or a resume. */
+  private askAdmission = false;
   private held = false;
   private phase: 'admission' | 'execution' | 'final' = 'admission';
   private executionScope?: CancellationScope;
@@ -96,31 +110,34 @@ class TaskRun {
 
   installHandlers(): void {
     setHandler(stateQuery, () => this.state);
-    setHandler(capacityGrantedSignal, (grant) => {
-      if (this.phase === 'admission' && !this.grant) this.grant = grant;
+    // The signal's grant is never dispatched on as sent: a copy that outlived its reservation (an
+    // operator command raced it, or its run was lost) or one sent by anyone who can reach Temporal
+    // must not place a task that admission has not reserved for.
+    setHandler(capacityGrantedSignal, () => {
+      this.askAdmission = true;
     });
-    setHandler(pauseUpdate, (cmd?: OperatorCommand) => this.submit({ kind: 'hold', by: by(cmd), reason: cmd?.reason }), {
-      validator: (cmd?: OperatorCommand) => {
+    setHandler(pauseUpdate, (cmd?: OperatorCommandInput) => this.submit({ kind: 'hold', caller: callerOf(cmd), reason: cmd?.reason }), {
+      validator: (cmd?: OperatorCommandInput) => {
         checkCommand('pause', cmd);
         this.mustBeWaiting('pause');
         if (this.held) throw new Error(`task ${this.input.taskId} is already held`);
       },
     });
-    setHandler(resumeUpdate, (cmd?: OperatorCommand) => this.submit({ kind: 'resume', by: by(cmd) }), {
-      validator: (cmd?: OperatorCommand) => {
+    setHandler(resumeUpdate, (cmd?: OperatorCommandInput) => this.submit({ kind: 'resume', caller: callerOf(cmd) }), {
+      validator: (cmd?: OperatorCommandInput) => {
         checkCommand('resume', cmd);
         this.mustBeWaiting('resume');
         if (!this.held) throw new Error(`task ${this.input.taskId} is not held; only a held task can be resumed`);
       },
     });
-    setHandler(overrideUpdate, (cmd?: OverrideCommand) => this.submit({ kind: 'override', by: by(cmd), agentId: cmd?.agentId }), {
-      validator: (cmd?: OverrideCommand) => {
+    setHandler(overrideUpdate, (cmd?: OverrideCommandInput) => this.submit({ kind: 'override', caller: callerOf(cmd), agentId: cmd?.agentId }), {
+      validator: (cmd?: OverrideCommandInput) => {
         checkCommand('override', cmd);
         this.mustBeWaiting('override');
       },
     });
-    setHandler(cancelUpdate, (cmd?: OperatorCommand) => this.submitCancel({ kind: 'cancel', by: by(cmd), reason: cmd?.reason }), {
-      validator: (cmd?: OperatorCommand) => {
+    setHandler(cancelUpdate, (cmd?: OperatorCommandInput) => this.submitCancel({ kind: 'cancel', caller: callerOf(cmd), reason: cmd?.reason }), {
+      validator: (cmd?: OperatorCommandInput) => {
         checkCommand('cancel', cmd);
         if (this.phase === 'final') throw new Error(`task ${this.input.taskId} has already ended (${this.state.status})`);
         if (this.cancelledBy) throw new Error(`task ${this.input.taskId} is already being cancelled`);
@@ -129,17 +146,29 @@ class TaskRun {
   }
 
   async execute(): Promise<TaskResult> {
-    await this.record('queued', { plan: planOf(this.input) });
+    const { principal, requestedBy } = this.input;
+    await this.record('queued', {
+      actor: principal ?? THROUGH_TEMPORAL,
+      plan: planOf(this.input),
+      ...(requestedBy === undefined ? {} : { outcome: { requestedBy } }),
+    });
     try {
       for (;;) {
-        const grant = await this.waitForAgent();
-        const outcome = await this.dispatch(grant);
+        const next = await this.waitForAgent();
+        const outcome = await this.dispatch(next);
         if (outcome) return outcome;
       }
     } catch (err) {
       if (err instanceof TaskCancelled || isCancellation(err)) {
-        const cancelled = err instanceof TaskCancelled ? err : new TaskCancelled('temporal', 'workflow cancelled');
-        return await CancellationScope.nonCancellable(() => this.finish('cancelled', { failureClass: 'cancelled', actor: cancelled.by, failure: { message: cancelled.reason ?? `cancelled by ${cancelled.by}` } }));
+        const { caller, reason } = err instanceof TaskCancelled ? err : new TaskCancelled({ actor: THROUGH_TEMPORAL }, 'workflow cancelled');
+        return await CancellationScope.nonCancellable(() =>
+          this.finish('cancelled', {
+            failureClass: 'cancelled',
+            actor: caller.actor,
+            ...(caller.by === undefined ? {} : { outcome: said(caller) }),
+            failure: { message: reason ?? `cancelled by ${caller.actor}` },
+          }),
+        );
       }
       throw err;
     } finally {
@@ -149,30 +178,26 @@ class TaskRun {
     }
   }
 
-  /** Waits before dispatch, in queue order, until admitted, overridden or cancelled. */
-  private async waitForAgent(): Promise<CapacityGrant> {
-    let needsAdmission = true;
+  /**
+   * Waits before dispatch, in queue order, until admitted, overridden or cancelled. Only admission
+   * (or an override, which reserves) places the task: it dispatches where a reservation stands.
+   */
+  private async waitForAgent(): Promise<Dispatch> {
+    // Back from a lost run too: whatever was granted before is no reason to dispatch now.
+    this.askAdmission = true;
     let recordedWait: string | undefined;
     for (;;) {
       for (let cmd = this.commands.shift(); cmd; cmd = this.commands.shift()) {
-        const grant = await this.applyWaitingCommand(cmd);
+        const dispatch = await this.applyWaitingCommand(cmd);
         this.commandsDone += 1;
-        if (cmd.kind === 'resume') {
-          needsAdmission = true;
-          recordedWait = undefined;
-        }
-        if (grant) return grant;
+        if (cmd.kind === 'resume') recordedWait = undefined;
+        if (dispatch) return dispatch;
       }
-      const grant = this.grant;
-      this.grant = undefined;
-      // A grant signalled just before a hold is dropped: the hold already gave its reservation back.
-      if (grant && !this.held) return this.resumedByDispatcher(grant);
-      if (needsAdmission && !this.held) {
-        needsAdmission = false;
+      if (this.askAdmission && !this.held) {
+        this.askAdmission = false;
         const admission = await admit(this.admissionRequest());
         if (admission.admitted) return this.resumedByDispatcher(admission);
         const waitKey = `${admission.reason}|${admission.shortfall}`;
-        this.wait(admission);
         if (waitKey !== recordedWait) {
           recordedWait = waitKey;
           await this.record('paused', {
@@ -180,34 +205,36 @@ class TaskRun {
             outcome: { reason: admission.reason, shortfall: admission.shortfall, position: admission.position },
           });
         }
+        this.wait(admission);
       }
-      await condition(() => this.commands.length > 0 || this.grant !== undefined);
+      await condition(() => this.commands.length > 0 || (this.askAdmission && !this.held));
     }
   }
 
   /** A task that was recorded as waiting gets a `resumed` row; one already resumed by an operator does not. */
-  private async resumedByDispatcher(grant: CapacityGrant): Promise<CapacityGrant> {
+  private async resumedByDispatcher(grant: CapacityGrant): Promise<Dispatch> {
     if (this.lastRecorded === 'paused') {
       await this.record('resumed', { actor: 'dispatcher', outcome: { grantedAgent: grant.agentId } });
     }
-    return grant;
+    return { grant, actor: 'dispatcher' };
   }
 
-  private async applyWaitingCommand(cmd: Command): Promise<CapacityGrant | undefined> {
+  private async applyWaitingCommand(cmd: Command): Promise<Dispatch | undefined> {
+    const { actor } = cmd.caller;
     switch (cmd.kind) {
       case 'hold':
-        await holdTask(this.admissionRequest(), cmd.by);
+        await holdTask(this.admissionRequest(), actor);
         this.held = true;
-        this.grant = undefined;
-        this.state.waiting = { reason: 'operator_hold', shortfall: null, heldBy: cmd.by };
+        await this.record('paused', { actor, outcome: { reason: 'operator_hold', note: cmd.reason ?? null, ...said(cmd.caller) } });
+        this.state.waiting = { reason: 'operator_hold', shortfall: null, heldBy: actor };
         this.setStatus('paused');
-        await this.record('paused', { actor: cmd.by, outcome: { reason: 'operator_hold', note: cmd.reason ?? null } });
         return undefined;
       case 'resume':
         await releaseHold(this.input.taskId);
         this.held = false;
+        this.askAdmission = true;
+        await this.record('resumed', { actor, outcome: { from: 'operator_hold', ...said(cmd.caller) } });
         this.state.waiting = { reason: 'capacity', shortfall: null };
-        await this.record('resumed', { actor: cmd.by, outcome: { from: 'operator_hold' } });
         return undefined;
       case 'override': {
         const grant = await overrideAdmission(this.admissionRequest(), cmd.agentId);
@@ -217,25 +244,21 @@ class TaskRun {
           );
         }
         this.held = false;
-        await this.record('resumed', { actor: cmd.by, outcome: { override: true, grantedAgent: grant.agentId } });
-        return grant;
+        await this.record('resumed', { actor, outcome: { override: true, grantedAgent: grant.agentId, ...said(cmd.caller) } });
+        return { grant, actor };
       }
       case 'cancel':
-        throw new TaskCancelled(cmd.by, cmd.reason);
+        throw new TaskCancelled(cmd.caller, cmd.reason);
     }
   }
 
   /** Runs the playbook on the granted agent; undefined means "lost to infrastructure, admit again". */
-  private async dispatch(grant: CapacityGrant): Promise<TaskResult | undefined> {
+  private async dispatch({ grant, actor }: Dispatch): Promise<TaskResult | undefined> {
     this.phase = 'execution';
     this.state.attempt += 1;
-    this.state.agent = grant.agentId;
-    this.state.waiting = undefined;
-    upsertSearchAttributes([{ key: OpsAgent, value: grant.agentId }]);
-    this.setStatus('dispatched');
     await this.record('dispatched', {
       agent: grant.agentId,
-      actor: grant.overridden ? 'operator' : 'dispatcher',
+      actor,
       outcome: {
         attempt: this.state.attempt,
         loadPctAtDispatch: grant.loadPctAtDispatch,
@@ -243,6 +266,10 @@ class TaskRun {
         ...(this.lostRun ? { previousAttemptLost: this.lostRun } : {}),
       },
     });
+    this.state.agent = grant.agentId;
+    this.state.waiting = undefined;
+    upsertSearchAttributes([{ key: OpsAgent, value: grant.agentId }]);
+    this.setStatus('dispatched');
 
     const { runPlaybook } = proxyActivities<Activities>({
       taskQueue: grant.taskQueue,
@@ -291,7 +318,6 @@ class TaskRun {
     }
     if (this.cancelledBy) throw this.cancelledBy;
     const failureClass = runFailureClass(run);
-    this.state.result = run.result;
     return this.finish(run.result, {
       agent: grant.agentId,
       outcome: outcomeOf(run),
@@ -306,14 +332,17 @@ class TaskRun {
         ? { message: run.keyMessages.join('\n') || `ansible-playbook exited with ${run.exitCode}`, context: { agent: grant.agentId, attempt: this.state.attempt } }
         : undefined,
       failureClass,
-    });
+    }, run.result);
   }
 
-  private async finish(status: TaskStatus, fields: Partial<LedgerEntry>): Promise<TaskResult> {
-    this.setStatus(status);
+  private async finish(status: TaskStatus, fields: Partial<LedgerEntry>, result?: RunResult): Promise<TaskResult> {
+    await this.record(status, { actor: 'opsledger', ...fields });
+    // Only now may the live state, the Update answers and OpsStatus call the task final: an
+    // orchestrator that reads the trail on seeing it must find the final row there.
+    this.state.result = result;
     this.state.failureClass = fields.failureClass;
     this.state.waiting = undefined;
-    await this.record(status, { actor: 'opsledger', ...fields });
+    this.setStatus(status);
     this.phase = 'final';
     return { taskId: this.input.taskId, status, failureClass: fields.failureClass };
   }
@@ -328,7 +357,7 @@ class TaskRun {
 
   private async submitCancel(cmd: Extract<Command, { kind: 'cancel' }>): Promise<TaskState> {
     if (this.phase === 'execution') {
-      this.cancelledBy = new TaskCancelled(cmd.by, cmd.reason);
+      this.cancelledBy = new TaskCancelled(cmd.caller, cmd.reason);
       this.executionScope?.cancel();
       await condition(() => this.phase === 'final');
       return this.snapshot();
@@ -367,7 +396,7 @@ class TaskRun {
     upsertSearchAttributes([{ key: OpsStatus, value: status }]);
   }
 
-  private async record(status: TaskStatus, fields: Partial<LedgerEntry> = {}): Promise<void> {
+  private async record(status: TaskStatus, fields: Partial<LedgerEntry> & Pick<LedgerEntry, 'actor'>): Promise<void> {
     this.seq += 1;
     this.lastRecorded = status;
     await recordDecision({
@@ -377,12 +406,19 @@ class TaskRun {
       status,
       action: this.input.action,
       services: this.input.services,
-      actor: this.input.requestedBy ?? 'opsledger',
       ...fields,
     });
   }
 }
 
-function by(cmd: OperatorCommand | undefined): string {
-  return cmd?.by ?? 'temporal-cli';
+/**
+ * The actor of record is the principal the API authenticated and added; a command without one came
+ * straight through Temporal. What the caller wrote in `by` is only kept beside it.
+ */
+function callerOf(cmd: OperatorCommandInput | undefined): Caller {
+  return { actor: cmd?.principal ?? THROUGH_TEMPORAL, ...(cmd?.by === undefined ? {} : { by: cmd.by }) };
+}
+
+function said(caller: Caller): { by?: string } {
+  return caller.by === undefined ? {} : { by: caller.by };
 }

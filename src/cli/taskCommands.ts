@@ -5,7 +5,7 @@ import { cliApiClient } from './apiTarget';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
-/** `submit`, the operator commands and `queue`, all through the REST API. */
+/** `submit`, the operator commands, `queue` and `agent-remove`, all through the REST API. */
 export function registerTaskCommands(program: Command): void {
   program
     .command('submit')
@@ -23,7 +23,7 @@ export function registerTaskCommands(program: Command): void {
     .option('--memory-mb <mb>', 'memory the task needs', Number)
     .option('--gpu-vram-mb <mb>', 'GPU VRAM the task needs', Number)
     .option('--check', 'run ansible-playbook --check')
-    .option('--requested-by <who>')
+    .option('--requested-by <who>', "a note kept in the queued row; its actor is the token's principal")
     .option('--follow', 'show the live state until the task ends; exit 1 unless it succeeded')
     .action(async (opts: SubmitOptions) => {
       const api = cliApiClient();
@@ -44,7 +44,7 @@ export function registerTaskCommands(program: Command): void {
     const command = program
       .command(`${name} <taskId>`)
       .description(help)
-      .option('--by <who>', 'recorded as the actor')
+      .option('--by <who>', "a note of who asks, kept beside the actor: the token's principal")
       .option('--reason <text>');
     if (name === 'override') command.option('--agent <agentId>', 'dispatch to this agent');
     command.action(async (taskId: string, opts: { by?: string; reason?: string; agent?: string }) => {
@@ -74,6 +74,14 @@ export function registerTaskCommands(program: Command): void {
           since: t.enqueuedAt,
         })),
       );
+    });
+
+  program
+    .command('agent-remove <agentId>')
+    .description('forget an agent (admin token): its reservations are freed, grants not yet handed to it wait again')
+    .action(async (agentId: string) => {
+      await cliApiClient().call('DELETE', `/api/v1/agents/${encodeURIComponent(agentId)}`);
+      console.log(`agent ${agentId} removed`);
     });
 
   for (const held of [true, false]) {

@@ -54,7 +54,10 @@ export function createApiClient({ baseUrl, token }: { baseUrl: string; token?: s
     dispatchHold: (held: boolean, by?: string) =>
       call<DispatchState>('POST', `/api/v1/dispatch/${held ? 'hold' : 'release'}`, by ? { by } : {}),
 
-    /** Polls the live state until the task ends, calling `onChange` whenever what it shows changes. */
+    /**
+     * Polls the live state until the task ends, calling `onChange` whenever what it shows changes.
+     * A final status is shown only once the final row is in the ledger, so the trail read next has it.
+     */
     async follow(taskId: string, onChange: (state: LiveTask) => void = () => undefined, everyMs = 1000): Promise<LiveTask> {
       let last = '';
       for (;;) {
@@ -69,7 +72,10 @@ export function createApiClient({ baseUrl, token }: { baseUrl: string; token?: s
       }
     },
 
-    /** Submits (idempotently, by taskId) and resolves with the final state. */
+    /**
+     * Submits and resolves with the final state. Idempotent by taskId: the same body again is the
+     * same task; another body under that taskId is refused (ApiError 409).
+     */
     async submitAndWait(request: SubmitTaskRequest, onChange?: (state: LiveTask) => void): Promise<LiveTask> {
       const { taskId } = await client.submit(request);
       return client.follow(taskId, onChange);

@@ -1,6 +1,6 @@
 import { agentTaskQueue } from '../../src/config';
 import { pidsRunning } from '../support/processes';
-import { api, eventually, startTestStack, type TestStack } from '../support/stack';
+import { agentToken, api, eventually, startTestStack, TEST_TOKENS, type TestStack } from '../support/stack';
 
 type Row = { status: string; agent: string | null; actor: string; outcome: any; createdAt: string; chainSeq: string };
 
@@ -21,7 +21,7 @@ describe('admission, the pause queue and operator commands', () => {
       memoryTotalMb: 8192,
       memoryFreeMb: 8192,
       ...over,
-    });
+    }, agentToken(agentId()));
   const submit = (taskId: string, over: Record<string, unknown> = {}) =>
     api(stack.baseUrl, 'POST', '/api/v1/tasks', { taskId, action: 'deploy', services: ['kuma'], playbook: 'ping.yml', ...over });
   const trail = async (taskId: string): Promise<Row[]> =>
@@ -34,8 +34,9 @@ describe('admission, the pause queue and operator commands', () => {
       const rows = await trail(taskId);
       return rows.some((r) => ['succeeded', 'failed', 'cancelled', 'timed_out'].includes(r.status)) ? rows : undefined;
     });
+  // Every command is the operator token's: its principal, not the body's `by`, is the actor of record.
   const command = (taskId: string, name: string, body: unknown = { by: 'alice' }) =>
-    api(stack.baseUrl, 'POST', `/api/v1/tasks/${taskId}/${name}`, body);
+    api(stack.baseUrl, 'POST', `/api/v1/tasks/${taskId}/${name}`, body, TEST_TOKENS.operator);
   const queueEntry = async (taskId: string) =>
     ((await api(stack.baseUrl, 'GET', `/api/v1/pause-queue?pool=${stack.config.OPSLEDGER_TASK_QUEUE}`)).json.tasks as {
       taskId: string; heldBy: string | null; grantedAgent: string | null;
@@ -119,7 +120,7 @@ describe('admission, the pause queue and operator commands', () => {
     await untilStatus(taskId, 'paused');
     const hold = await command(taskId, 'pause', { by: 'alice', reason: 'change freeze' });
     expect(hold.status).toBe(200);
-    expect(hold.json.waiting).toMatchObject({ reason: 'operator_hold', heldBy: 'alice' });
+    expect(hold.json.waiting).toMatchObject({ reason: 'operator_hold', heldBy: 'test-operator' });
 
     await heartbeat();
     // A task submitted now is admitted only by a dispatch pass that walked past the held one, which
@@ -127,7 +128,7 @@ describe('admission, the pause queue and operator commands', () => {
     const behind = uid('behind-held');
     await submit(behind);
     expect((await untilFinal(behind)).some((r) => r.status === 'succeeded')).toBe(true);
-    expect(await queueEntry(taskId)).toMatchObject({ heldBy: 'alice', grantedAgent: null });
+    expect(await queueEntry(taskId)).toMatchObject({ heldBy: 'test-operator', grantedAgent: null });
     expect((await state(taskId)).status).toBe('paused');
     expect((await command(taskId, 'pause')).status).toBe(409);
 
@@ -137,14 +138,15 @@ describe('admission, the pause queue and operator commands', () => {
     expect(resumed.json.waiting?.reason).not.toBe('operator_hold');
     const rows = await untilFinal(taskId);
     expect(rows.map((r) => `${r.status}:${r.actor}`)).toEqual([
-      'queued:opsledger',
+      'queued:test-admin',
       'paused:opsledger',
-      'paused:alice',
-      'resumed:bob',
+      'paused:test-operator',
+      'resumed:test-operator',
       'dispatched:dispatcher',
       'succeeded:opsledger',
     ]);
-    expect(rows[2]!.outcome).toMatchObject({ reason: 'operator_hold', note: 'change freeze' });
+    expect(rows[2]!.outcome).toMatchObject({ reason: 'operator_hold', note: 'change freeze', by: 'alice' });
+    expect(rows[3]!.outcome).toMatchObject({ by: 'bob' });
   });
 
   test('override dispatches a waiting task at once, ignoring capacity', async () => {
@@ -157,8 +159,8 @@ describe('admission, the pause queue and operator commands', () => {
     expect(res.status).toBe(200);
     const rows = await untilFinal(taskId);
     expect(rows.map((r) => r.status)).toEqual(['queued', 'paused', 'resumed', 'dispatched', 'succeeded']);
-    expect(rows[2]).toMatchObject({ actor: 'carol', outcome: { override: true } });
-    expect(rows[3]!.outcome).toMatchObject({ overridden: true, loadPctAtDispatch: 99 });
+    expect(rows[2]).toMatchObject({ actor: 'test-operator', outcome: { override: true, by: 'carol' } });
+    expect(rows[3]).toMatchObject({ actor: 'test-operator', outcome: { overridden: true, loadPctAtDispatch: 99 } });
     await heartbeat();
   });
 
@@ -169,7 +171,7 @@ describe('admission, the pause queue and operator commands', () => {
     await untilStatus(waiting, 'paused');
     expect((await command(waiting, 'cancel', { by: 'dave' })).status).toBe(200);
     const waitingRows = await untilFinal(waiting);
-    expect(waitingRows[waitingRows.length - 1]).toMatchObject({ status: 'cancelled', actor: 'dave' });
+    expect(waitingRows[waitingRows.length - 1]).toMatchObject({ status: 'cancelled', actor: 'test-operator', outcome: { by: 'dave' } });
 
     await heartbeat();
     const running = uid('cancel-running');
@@ -180,7 +182,7 @@ describe('admission, the pause queue and operator commands', () => {
     await eventually(async () => ((await state(running)).progress?.task === 'sleep' ? true : undefined));
     expect((await command(running, 'cancel', { by: 'erin', reason: 'wrong window' })).status).toBe(200);
     const rows = await untilFinal(running);
-    expect(rows[rows.length - 1]).toMatchObject({ status: 'cancelled', actor: 'erin', failureClass: 'cancelled' });
+    expect(rows[rows.length - 1]).toMatchObject({ status: 'cancelled', actor: 'test-operator', failureClass: 'cancelled', outcome: { by: 'erin' } });
     expect(pidsRunning('sleep 600')).toEqual([]);
     expect((await command(running, 'resume')).status).toBe(409);
   });

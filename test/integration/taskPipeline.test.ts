@@ -1,5 +1,9 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import { api, eventually, startTestStack, type TestStack } from '../support/stack';
+import { OpsStatus } from '../../contracts';
+import { api, eventually, startTestStack, TEST_TOKENS, type TestStack } from '../support/stack';
 import { expectRanOnce, IN_PROCESS_STACK_MAY_WAIT_FOR } from '../support/trail';
 
 const FINAL = ['succeeded', 'failed', 'cancelled', 'timed_out'];
@@ -72,6 +76,62 @@ describe('task pipeline through the API, the dev server and ansible-playbook', (
     expect(third.json).toMatchObject({ existing: true, runId: first.json.runId });
     const trail = await api(stack.baseUrl, 'GET', `/api/v1/audit/tasks/${taskId}`);
     expectRanOnce(trail.json.rows, 'succeeded', IN_PROCESS_STACK_MAY_WAIT_FOR);
+  });
+
+  test('a resubmit of a taskId with another body is refused 409 naming what differs; the same body answers the task', async () => {
+    const taskId = `resubmit-${Date.now()}`;
+    const body = { taskId, action: 'check', services: ['dns'], playbook: 'ping.yml', secretVars: { api_token: 'first-s3cret' } };
+    expect((await api(stack.baseUrl, 'POST', '/api/v1/tasks', body)).status).toBe(202);
+    // The same body from another orchestrator's token is the same task: who submits is not what is asked for.
+    const again = await api(stack.baseUrl, 'POST', '/api/v1/tasks', body, TEST_TOKENS.orchestrator);
+    expect(again).toMatchObject({ status: 200, json: { taskId, existing: true } });
+
+    const changed: [string, object, string][] = [
+      ['services', { ...body, services: ['dns', 'kuma'] }, 'services'],
+      ['secretVars values', { ...body, secretVars: { api_token: 'other-s3cret' } }, 'secretVars'],
+      ['no secretVars', { ...body, secretVars: undefined }, 'secretVars'],
+      ['priority', { ...body, priority: 90 }, 'priority'],
+    ];
+    for (const [what, changedBody, field] of changed) {
+      const res = await api(stack.baseUrl, 'POST', '/api/v1/tasks', changedBody);
+      expect([what, res.status]).toEqual([what, 409]);
+      expect(res.contentType).toContain('application/problem+json');
+      expect(res.json.detail).toContain(field);
+      expect(JSON.stringify(res.json)).not.toMatch(/s3cret/);
+    }
+    const rows = await finalTrail(taskId);
+    expectRanOnce(rows, 'succeeded', IN_PROCESS_STACK_MAY_WAIT_FOR);
+    expect(rows[0].plan.priority).toBe(50);
+  });
+
+  test('the live state and OpsStatus call a task final only once its final row is in the ledger', async () => {
+    const gate = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'opsledger-final-')), 'gate');
+    const taskId = `final-${Date.now()}`;
+    const state = async () => (await api(stack.baseUrl, 'GET', `/api/v1/tasks/${taskId}`)).json;
+    await api(stack.baseUrl, 'POST', '/api/v1/tasks', { taskId, action: 'restart', services: ['portals'], playbook: 'wait-for-file.yml', extraVars: { path: gate } });
+    await eventually(async () => ((await state())?.progress?.task === 'wait for the file' ? true : undefined));
+    const handle = stack.temporal.workflow.getHandle(taskId);
+    // Every append waits for the chain's lock: held here, the final row cannot be written yet.
+    const chain = await stack.db.pool.connect();
+    try {
+      await chain.query('BEGIN');
+      await chain.query("SELECT pg_advisory_xact_lock(hashtext('opsledger.ledger_chain'))");
+      fs.writeFileSync(gate, '');
+      await eventually(async () =>
+        (await handle.describe()).raw.pendingActivities?.some((a) => a.activityType?.name === 'recordDecision') ? true : undefined,
+      );
+      const live = await state();
+      expect(live).toMatchObject({ status: 'running', workflow: { status: 'RUNNING' } });
+      expect(live.result).toBeUndefined();
+      expect((await handle.describe()).typedSearchAttributes.get(OpsStatus)).toBe('running');
+    } finally {
+      await chain.query('ROLLBACK');
+      chain.release();
+      fs.rmSync(path.dirname(gate), { recursive: true, force: true });
+    }
+    await eventually(async () => ((await state()).status === 'succeeded' ? true : undefined));
+    const rows = (await api(stack.baseUrl, 'GET', `/api/v1/audit/tasks/${taskId}`)).json.rows as { status: string }[];
+    expect(rows[rows.length - 1]!.status).toBe('succeeded');
   });
 
   test('a failing playbook is recorded as an application error with its message', async () => {

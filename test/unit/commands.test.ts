@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import fc from 'fast-check';
-import { checkCommand, COMMAND_FIELDS, COMMAND_INPUT, OPERATOR_COMMANDS } from '../../contracts';
+import { API_COMMAND_FIELDS, checkCommand, COMMAND_FIELDS, COMMAND_INPUT, OPERATOR_COMMANDS, stringRuleProblem } from '../../contracts';
 import { testEnv } from '../support/testEnv';
 
 /**
@@ -20,12 +20,15 @@ describe('operator command rules', () => {
     fc.integer({ min: 195, max: 1005 }).map((n) => 'x'.repeat(n)),
   );
   const value = fc.oneof({ weight: 6, arbitrary: text }, fc.integer(), fc.constant(null), fc.boolean());
-  const command = fc.dictionary(fc.constantFrom('by', 'reason', 'agentId', 'force'), value, { maxKeys: 4 });
+  const command = fc.dictionary(fc.constantFrom('by', 'reason', 'agentId', 'force', 'principal'), value, { maxKeys: 5 });
 
-  test('the validators refuse exactly what the API refuses', () => {
+  test('the validators refuse exactly what the API refuses, the principal the API adds apart', () => {
     fc.assert(
       fc.property(fc.constantFrom(...OPERATOR_COMMANDS), command, (name, input) => {
-        const refusedByApi = !COMMAND_INPUT[name].safeParse(input).success;
+        const { principal, ...body } = input;
+        const refusedByApi =
+          !COMMAND_INPUT[name].safeParse(body).success ||
+          ('principal' in input && stringRuleProblem(API_COMMAND_FIELDS.principal, principal) !== undefined);
         const refusedByWorkflow = (() => {
           try {
             checkCommand(name, input);
@@ -38,6 +41,14 @@ describe('operator command rules', () => {
       }),
       { numRuns: 2000 },
     );
+  });
+
+  test('no REST body may carry the principal; the Update takes it as the API adds it', () => {
+    for (const name of OPERATOR_COMMANDS) {
+      expect(COMMAND_INPUT[name].safeParse({ principal: 'test-admin' }).success).toBe(false);
+      expect(() => checkCommand(name, { by: 'alice', principal: 'test-operator' })).not.toThrow();
+      expect(() => checkCommand(name, { principal: '' })).toThrow(/principal/);
+    }
   });
 
   test('the workflow bundle carries no zod, which it would evaluate anew for every workflow', () => {

@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import type { OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
 import {
   WorkflowNotFoundError,
@@ -9,7 +10,7 @@ import {
   type WorkflowExecutionDescription,
 } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
-import { Router } from 'express';
+import { Router, type Response } from 'express';
 import { z } from 'zod';
 import { cancelUpdate, overrideUpdate, pauseUpdate, resumeUpdate, stateQuery } from '../../../workflows/messages';
 import {
@@ -25,12 +26,12 @@ import {
   type TaskRuntime,
   type TaskWorkflowInput,
 } from '../../../contracts';
-import { InvalidTransitionError, NotFoundError, ValidationError } from '../../errors';
+import { InvalidTransitionError, NotFoundError, UnauthorizedError, ValidationError } from '../../errors';
 import { forTask } from '../../logger';
 import { tasksSubmitted } from '../../metrics';
-import { sealSecrets } from '../../secrets';
-import { startTask } from '../../temporal/client';
-import { requireRole } from '../auth';
+import { SecretKeyError, sealSecrets, unsealSecrets } from '../../secrets';
+import { startTask, type StartOptions } from '../../temporal/client';
+import { principalOf, requireRole } from '../auth';
 import { problemResponse } from '../openapi';
 import { parseOrThrow } from '../problem';
 
@@ -58,32 +59,38 @@ export function tasksRouter({ temporal, secretKey, runtime, playbooksDir, openap
   openapi.registerPath({
     method: 'post',
     path: '/api/v1/tasks',
-    summary: 'Submit a task; the same taskId again answers the existing task.',
+    summary: 'Submit a task; the same taskId with the same body again answers the existing task, with another body 409.',
+    description: 'The submitting token’s principal is the `queued` row’s actor; `requestedBy` is kept beside it as a note.',
     request: { body: { content: { 'application/json': { schema: SubmitTaskRequest } } } },
     responses: {
       202: { description: 'Accepted', content: { 'application/json': { schema: SubmitTaskResponse } } },
-      200: { description: 'Already submitted', content: { 'application/json': { schema: SubmitTaskResponse } } },
+      200: { description: 'Already submitted, with this very body', content: { 'application/json': { schema: SubmitTaskResponse } } },
       400: problemResponse('Invalid task'),
+      409: problemResponse('The taskId was submitted before with a different body'),
     },
   });
   router.post('/tasks', requireRole('orchestrator'), async (req, res) => {
     const request = parseOrThrow(SubmitTaskRequest, req.body);
     assertPlaybookExists(playbooksDir, request.playbook);
     const { secretVars, ...rest } = request;
+    const taskId = request.taskId ?? `task-${crypto.randomUUID()}`;
     const input: TaskWorkflowInput = {
       ...rest,
-      taskId: request.taskId ?? `task-${crypto.randomUUID()}`,
-      sealedSecrets: sealIfAny(secretVars, secretKey),
+      taskId,
+      sealedSecrets: sealIfAny(secretVars, secretKey, taskId),
       runtime,
+      principal: principalName(res),
     };
-    const result = await startTask(temporal, input);
+    const result = await startTask(temporal, input, { sameSecrets: opensTo(secretVars, secretKey, taskId) });
     tasksSubmitted.inc({ outcome: result.existing ? 'existing' : 'new' });
     forTask(input.taskId).info({ action: input.action, services: input.services, existing: result.existing }, 'task submitted');
     res
       .status(result.existing ? 200 : 202)
       .location(`/api/v1/tasks/${input.taskId}`)
       .json({
-        ...result,
+        taskId: result.taskId,
+        runId: result.runId,
+        existing: result.existing,
         links: { self: `/api/v1/tasks/${input.taskId}`, audit: `/api/v1/audit/tasks/${input.taskId}` },
       });
   });
@@ -128,16 +135,36 @@ export function tasksRouter({ temporal, secretKey, runtime, playbooksDir, openap
     router.post(`/tasks/:taskId/${name}`, requireRole('operator'), async (req, res) => {
       const { taskId } = parseOrThrow(TaskIdParams, req.params);
       const input = parseOrThrow(body, req.body ?? {});
-      const by = input.by ?? res.locals.principal?.name ?? 'api';
+      const principal = principalName(res);
       const state = await executeCommand(temporal, taskId, () =>
-        temporal.workflow.getHandle(taskId).executeUpdate(command.update, { args: [{ ...input, by }] }),
+        temporal.workflow.getHandle(taskId).executeUpdate(command.update, { args: [{ ...input, principal }] }),
       );
-      forTask(taskId).info({ command: name, by }, 'operator command applied');
+      forTask(taskId).info({ command: name, principal, by: input.by }, 'operator command applied');
       res.json(state);
     });
   }
 
   return router;
+}
+
+/** The actor of record: the principal its token authenticated, whatever the body says. */
+function principalName(res: Response): string {
+  const principal = principalOf(res);
+  if (!principal) throw new UnauthorizedError('a bearer token is required');
+  return principal.name;
+}
+
+/** Whether an existing task's sealed secretVars open, here and only in memory, to the ones asked for now. */
+function opensTo(secretVars: Record<string, string>, secretKey: string | undefined, taskId: string): StartOptions['sameSecrets'] {
+  if (!secretKey) return undefined;
+  return (sealedBefore) => {
+    try {
+      return isDeepStrictEqual(unsealSecrets(sealedBefore, secretKey, taskId), secretVars);
+    } catch (err) {
+      if (err instanceof SecretKeyError) return false;
+      throw err;
+    }
+  };
 }
 
 async function executeCommand<T>(temporal: Client, taskId: string, run: () => Promise<T>): Promise<T> {
@@ -167,14 +194,14 @@ function playbookProgress(description: WorkflowExecutionDescription): PlaybookPr
   return payload ? defaultPayloadConverter.fromPayload<PlaybookProgress>(payload) : undefined;
 }
 
-function sealIfAny(secretVars: Record<string, string>, secretKey: string | undefined): string | null {
+function sealIfAny(secretVars: Record<string, string>, secretKey: string | undefined, taskId: string): string | null {
   if (Object.keys(secretVars).length === 0) return null;
   if (!secretKey) {
     throw new ValidationError([
       { field: 'secretVars', message: 'this API has no OPSLEDGER_SECRET_KEY to seal secrets with; configure it on the API and workers' },
     ]);
   }
-  return sealSecrets(secretVars, secretKey);
+  return sealSecrets(secretVars, secretKey, taskId);
 }
 
 function assertPlaybookExists(playbooksDir: string, playbook: string): void {
