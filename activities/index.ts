@@ -2,6 +2,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { AdmissionRepository } from '../src/admission/repository';
 import type { LedgerRepository } from '../src/ledger/repository';
 import { OpsError, SecretsUnavailableError } from '../src/errors';
+import { rowOfRecord } from './actorOfRecord';
 import { unsealSecrets } from '../src/secrets';
 import type { LedgerEntry, PlaybookProgress, PlaybookRun } from '../contracts';
 import { createAdmissionActivities } from './admission';
@@ -24,7 +25,8 @@ export function createActivities(deps: ActivityDeps) {
     ...createAdmissionActivities(deps.admission),
 
     async recordDecision(entry: LedgerEntry): Promise<void> {
-      await nonRetryableWhereHopeless(() => deps.ledger.append(entry));
+      const row = rowOfRecord(entry, deps.secretKey);
+      await nonRetryableWhereHopeless(() => deps.ledger.append(row));
     },
 
     /** Estimated duration: the plan's, else the median of past runs of the same intent. */

@@ -37,8 +37,14 @@ export const COMMAND_FIELDS: Record<OperatorCommandName, Record<string, StringRu
  * authenticated, the actor of record. No REST body may carry it (the body schemas are built from
  * COMMAND_FIELDS alone); a command without it did not come through the API.
  */
-export type ApiCommandFields = { principal?: string };
-export const API_COMMAND_FIELDS: Record<keyof ApiCommandFields, StringRule> = { principal: ACTOR_RULE };
+export type ApiCommandFields = { principal?: string; principalProof?: string };
+export const API_COMMAND_FIELDS: Record<keyof ApiCommandFields, StringRule> = { principal: ACTOR_RULE, principalProof: { maxLength: 100 } };
+
+/**
+ * The actor of what came straight through Temporal: Temporal tells workflow code nothing of who
+ * sent an Update or started a run, and a `principal` without the API's proof vouches for nothing.
+ */
+export const THROUGH_TEMPORAL = 'temporal-cli';
 
 /** What is wrong with one value under a rule, in the words zod would use; undefined when nothing is. */
 export function stringRuleProblem(rule: StringRule, value: unknown): string | undefined {

@@ -20,7 +20,16 @@ export interface Failure {
   context?: Json;
 }
 
-/** One row to append; (taskId, seq) makes a retried append a no-op. */
+/**
+ * A principal the workflow was told of, to be checked before its row is written: `act` is what the
+ * API signed it for (`submit`, or `update:<Update id>`), `proof` the API's HMAC (src/principalProof.ts).
+ */
+export interface ActorClaim {
+  act: string;
+  proof: string | null;
+}
+
+/** One row to append; (taskId, runId, seq) makes a retried append a no-op. */
 export interface LedgerEntry {
   taskId: string;
   runId: string;
@@ -30,6 +39,8 @@ export interface LedgerEntry {
   services: string[];
   agent?: string;
   actor: string;
+  /** Present when `actor` is a principal from the workflow's input; never stored. */
+  actorClaim?: ActorClaim;
   plan?: Json;
   outcome?: Json;
   resourcesUsed?: Json;

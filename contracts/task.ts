@@ -189,7 +189,12 @@ export interface TaskRuntime {
 
 /**
  * What the workflow (and so Temporal's history) holds: secret variables only sealed, and the
- * principal the API authenticated for the submit (the `queued` row's actor); a workflow started
- * straight through Temporal has none.
+ * principal the API authenticated for the submit (the `queued` row's actor) with the API's proof
+ * of it; a workflow started straight through Temporal has neither.
  */
-export type TaskWorkflowInput = Omit<TaskSpec, 'secretVars'> & { sealedSecrets: string | null; runtime: TaskRuntime; principal?: string };
+export type TaskWorkflowInput = Omit<TaskSpec, 'secretVars'> & {
+  sealedSecrets: string | null;
+  runtime: TaskRuntime;
+  principal?: string;
+  principalProof?: string;
+};

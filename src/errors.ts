@@ -58,3 +58,19 @@ export class TooManyRequestsError extends OpsError {
   readonly status = 429;
   readonly title = 'Too many requests';
 }
+
+/**
+ * A row differs from the one already recorded under its (taskId, runId, seq): retrying cannot
+ * help, and skipping it would lose what happened. The chain trigger refuses it
+ * (tasks_chain_append, sql/001_ledger_chain.sql).
+ */
+export class LedgerConflictError extends OpsError {
+  readonly status = 409;
+  readonly title = 'Ledger conflict';
+}
+
+/** A task id submitted again with another body: the id already names a different task. */
+export class TaskConflictError extends OpsError {
+  readonly status = 409;
+  readonly title = 'Task id already used';
+}

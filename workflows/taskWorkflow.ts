@@ -3,6 +3,7 @@ import {
   CancellationScope,
   condition,
   isCancellation,
+  currentUpdateInfo,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -10,6 +11,7 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type {
+  ActorClaim,
   Admission,
   AdmissionRequest,
   CapacityGrant,
@@ -24,7 +26,7 @@ import type {
   TaskStatus,
   TaskWorkflowInput,
 } from '../contracts';
-import { checkCommand } from '../contracts/commandRules';
+import { checkCommand, THROUGH_TEMPORAL } from '../contracts/commandRules';
 import { inferIntents } from '../contracts/intent';
 import { OpsAgent, OpsStatus } from '../contracts/searchAttributes';
 import { activityFailureClass, failureMessage, runFailureClass } from './failureClasses';
@@ -42,14 +44,8 @@ export interface TaskResult {
   failureClass?: FailureClass;
 }
 
-/**
- * The actor of whatever reaches the workflow without the API: Temporal does not tell workflow
- * code who sent an Update or a cancellation, and no opsledger principal vouches for it.
- */
-const THROUGH_TEMPORAL = 'temporal-cli';
-
 /** Who caused a row: the actor of record, and who asks in the caller's own words (a note). */
-type Caller = { actor: string; by?: string };
+type Caller = { actor: string; by?: string; claim?: ActorClaim };
 
 type Command =
   | { kind: 'hold'; caller: Caller; reason?: string }
@@ -58,7 +54,7 @@ type Command =
   | { kind: 'cancel'; caller: Caller; reason?: string };
 
 /** Where the task runs, and who sent it there (the `dispatched` row's actor). */
-type Dispatch = { grant: CapacityGrant; actor: string };
+type Dispatch = { grant: CapacityGrant; caller: Caller };
 
 class TaskCancelled {
   constructor(
@@ -146,9 +142,9 @@ class TaskRun {
   }
 
   async execute(): Promise<TaskResult> {
-    const { principal, requestedBy } = this.input;
+    const { requestedBy } = this.input;
     await this.record('queued', {
-      actor: principal ?? THROUGH_TEMPORAL,
+      ...attributed(this.submitter()),
       plan: planOf(this.input),
       ...(requestedBy === undefined ? {} : { outcome: { requestedBy } }),
     });
@@ -164,7 +160,7 @@ class TaskRun {
         return await CancellationScope.nonCancellable(() =>
           this.finish('cancelled', {
             failureClass: 'cancelled',
-            actor: caller.actor,
+            ...attributed(caller),
             ...(caller.by === undefined ? {} : { outcome: said(caller) }),
             failure: { message: reason ?? `cancelled by ${caller.actor}` },
           }),
@@ -216,7 +212,14 @@ class TaskRun {
     if (this.lastRecorded === 'paused') {
       await this.record('resumed', { actor: 'dispatcher', outcome: { grantedAgent: grant.agentId } });
     }
-    return { grant, actor: 'dispatcher' };
+    return { grant, caller: { actor: 'dispatcher' } };
+  }
+
+  /** Who submitted: the API's principal, signed for this task's submit, or Temporal. */
+  private submitter(): Caller {
+    const { principal, principalProof } = this.input;
+    if (principal === undefined) return { actor: THROUGH_TEMPORAL };
+    return { actor: principal, claim: { act: 'submit', proof: principalProof ?? null } };
   }
 
   private async applyWaitingCommand(cmd: Command): Promise<Dispatch | undefined> {
@@ -225,7 +228,7 @@ class TaskRun {
       case 'hold':
         await holdTask(this.admissionRequest(), actor);
         this.held = true;
-        await this.record('paused', { actor, outcome: { reason: 'operator_hold', note: cmd.reason ?? null, ...said(cmd.caller) } });
+        await this.record('paused', { ...attributed(cmd.caller), outcome: { reason: 'operator_hold', note: cmd.reason ?? null, ...said(cmd.caller) } });
         this.state.waiting = { reason: 'operator_hold', shortfall: null, heldBy: actor };
         this.setStatus('paused');
         return undefined;
@@ -233,7 +236,7 @@ class TaskRun {
         await releaseHold(this.input.taskId);
         this.held = false;
         this.askAdmission = true;
-        await this.record('resumed', { actor, outcome: { from: 'operator_hold', ...said(cmd.caller) } });
+        await this.record('resumed', { ...attributed(cmd.caller), outcome: { from: 'operator_hold', ...said(cmd.caller) } });
         this.state.waiting = { reason: 'capacity', shortfall: null };
         return undefined;
       case 'override': {
@@ -244,8 +247,8 @@ class TaskRun {
           );
         }
         this.held = false;
-        await this.record('resumed', { actor, outcome: { override: true, grantedAgent: grant.agentId, ...said(cmd.caller) } });
-        return { grant, actor };
+        await this.record('resumed', { ...attributed(cmd.caller), outcome: { override: true, grantedAgent: grant.agentId, ...said(cmd.caller) } });
+        return { grant, caller: cmd.caller };
       }
       case 'cancel':
         throw new TaskCancelled(cmd.caller, cmd.reason);
@@ -253,12 +256,12 @@ class TaskRun {
   }
 
   /** Runs the playbook on the granted agent; undefined means "lost to infrastructure, admit again". */
-  private async dispatch({ grant, actor }: Dispatch): Promise<TaskResult | undefined> {
+  private async dispatch({ grant, caller }: Dispatch): Promise<TaskResult | undefined> {
     this.phase = 'execution';
     this.state.attempt += 1;
     await this.record('dispatched', {
       agent: grant.agentId,
-      actor,
+      ...attributed(caller),
       outcome: {
         attempt: this.state.attempt,
         loadPctAtDispatch: grant.loadPctAtDispatch,
@@ -416,7 +419,15 @@ class TaskRun {
  * straight through Temporal. What the caller wrote in `by` is only kept beside it.
  */
 function callerOf(cmd: OperatorCommandInput | undefined): Caller {
-  return { actor: cmd?.principal ?? THROUGH_TEMPORAL, ...(cmd?.by === undefined ? {} : { by: cmd.by }) };
+  const by = cmd?.by === undefined ? {} : { by: cmd.by };
+  if (cmd?.principal === undefined) return { actor: THROUGH_TEMPORAL, ...by };
+  // The API signed the principal for this Update's id, which Temporal keeps unique per workflow.
+  return { actor: cmd.principal, ...by, claim: { act: `update:${currentUpdateInfo()?.id ?? ''}`, proof: cmd.principalProof ?? null } };
+}
+
+/** The row's actor, and the claim the recording activity checks before the row is written. */
+function attributed(caller: Caller): Pick<LedgerEntry, 'actor' | 'actorClaim'> {
+  return caller.claim ? { actor: caller.actor, actorClaim: caller.claim } : { actor: caller.actor };
 }
 
 function said(caller: Caller): { by?: string } {

@@ -1,5 +1,5 @@
 import type { Db } from '../db/pool';
-import { OpsError } from '../errors';
+import { LedgerConflictError } from '../errors';
 import type { FailureClass, Json, LedgerEntry, TaskStatus } from '../../contracts';
 
 /** A ledger row as the API returns it. */
@@ -94,15 +94,6 @@ export function toLedgerRow(raw: RawRow): LedgerRow {
   return row as LedgerRow;
 }
 
-/**
- * A row differs from the one already recorded under its (taskId, runId, seq): retrying cannot
- * help, and skipping it would lose what happened. The chain trigger refuses it
- * (tasks_chain_append, sql/001_ledger_chain.sql).
- */
-export class LedgerConflictError extends OpsError {
-  readonly status = 409;
-  readonly title = 'Ledger conflict';
-}
 
 const CONFLICT_CONSTRAINT = 'tasks_task_run_seq_key';
 

@@ -2,7 +2,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { Client, Connection, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { taskWorkflow } from '../../workflows';
 import { inferIntents, OpsAction, OpsIntent, OpsServices, OpsStatus, type SubmitTaskResponse, type TaskWorkflowInput } from '../../contracts';
-import { InvalidTransitionError } from '../errors';
+import { TaskConflictError } from '../errors';
 
 export type TemporalTarget = { address: string; namespace: string };
 
@@ -54,7 +54,7 @@ async function existingTask(client: Client, spec: TaskWorkflowInput, options: St
   const { runId } = await client.workflow.getHandle(taskId).describe();
   const differing = differingFields(await startedWith(client, taskId, runId), spec, options);
   if (differing.length > 0) {
-    throw new InvalidTransitionError(
+    throw new TaskConflictError(
       `task ${taskId} was already submitted with a different ${differing.join(', ')}; a changed task needs a new taskId`,
     );
   }
@@ -73,7 +73,7 @@ async function startedWith(client: Client, workflowId: string, runId: string): P
 }
 
 /** Not asked for by the submitter: the API's own settings, who submits, and the seal (compared apart, opened). */
-const NOT_ASKED_FOR = new Set(['runtime', 'principal', 'sealedSecrets']);
+const NOT_ASKED_FOR = new Set(['runtime', 'principal', 'principalProof', 'sealedSecrets']);
 
 function differingFields(startedWithInput: unknown, spec: TaskWorkflowInput, { sameSecrets }: StartOptions): string[] {
   const before = jsonObject(startedWithInput);

@@ -151,6 +151,64 @@ describe('actors of record and capacity grants', () => {
       expect(queued).toMatchObject({ status: 'queued', actor: 'temporal-cli', outcome: { requestedBy: 'test-orchestrator' } });
       expect((await command(taskId, 'cancel', {})).status).toBe(200);
     });
+
+    /** The input of the workflow's first event, or of its first accepted Update, as Temporal keeps it. */
+    const recordedInput = async (taskId: string, of: 'start' | 'update') => {
+      for (const event of await history(taskId)) {
+        const payload =
+          of === 'start'
+            ? event.workflowExecutionStartedEventAttributes?.input?.payloads?.[0]
+            : event.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.args?.payloads?.[0];
+        if (payload?.data) return JSON.parse(Buffer.from(payload.data).toString('utf8'));
+      }
+      throw new Error(`no ${of} input in the history of ${taskId}`);
+    };
+
+    test('a principal written into an Update through Temporal is not the actor, not even with a proof read from history', async () => {
+      const taskId = uid('forged-update');
+      await submit(taskId);
+      await untilWaiting(taskId);
+      expect((await command(taskId, 'pause', {})).status).toBe(200);
+      const signed = await recordedInput(taskId, 'update');
+      expect(signed).toMatchObject({ principal: 'test-operator', principalProof: expect.any(String) });
+      expect((await command(taskId, 'resume', {})).status).toBe(200);
+
+      const copied = await temporalCli(['workflow', 'update', 'execute', '--workflow-id', taskId, '--name', 'pause', '--input', JSON.stringify(signed)]);
+      expect(copied).toMatchObject({ ok: true });
+      expect((await command(taskId, 'resume', {})).status).toBe(200);
+      const unsigned = { principal: 'test-admin' };
+      expect(await temporalCli(['workflow', 'update', 'execute', '--workflow-id', taskId, '--name', 'pause', '--input', JSON.stringify(unsigned)])).toMatchObject({ ok: true });
+
+      // Each resume sends the task back to wait for capacity, which opsledger records itself.
+      const rows = (await untilRows(taskId, 9)).filter((r) => (r.status === 'paused' || r.status === 'resumed') && r.actor !== 'opsledger');
+      expect(rows.map((r) => `${r.status}:${r.actor}:${r.outcome?.unvouchedPrincipal ?? '-'}`)).toEqual([
+        'paused:test-operator:-',
+        'resumed:test-operator:-',
+        'paused:temporal-cli:test-operator',
+        'resumed:test-operator:-',
+        'paused:temporal-cli:test-admin',
+      ]);
+      expect((await command(taskId, 'cancel', {})).status).toBe(200);
+    });
+
+    test('a task started through Temporal with a principal and a proof copied from another task is recorded as coming through Temporal', async () => {
+      const original = uid('signed-start');
+      await submit(original);
+      await untilWaiting(original);
+      const signed = await recordedInput(original, 'start');
+      expect(signed).toMatchObject({ principal: 'test-orchestrator', principalProof: expect.any(String) });
+
+      const taskId = uid('forged-start');
+      const started = await temporalCli([
+        'workflow', 'start', '--type', 'taskWorkflow', '--task-queue', stack.config.OPSLEDGER_TASK_QUEUE,
+        '--workflow-id', taskId, '--input', JSON.stringify({ ...signed, taskId }),
+      ]);
+      expect(started).toMatchObject({ ok: true });
+      await untilWaiting(taskId);
+      const [queued] = await trail(taskId);
+      expect(queued).toMatchObject({ status: 'queued', actor: 'temporal-cli', outcome: { unvouchedPrincipal: 'test-orchestrator' } });
+      for (const id of [original, taskId]) expect((await command(id, 'cancel', {})).status).toBe(200);
+    });
   });
 
   describe('a task runs only where admission reserved for it', () => {
@@ -207,5 +265,14 @@ describe('actors of record and capacity grants', () => {
       expect(await state(taskId)).toMatchObject({ status: 'paused', attempt: 0, waiting: { reason: 'capacity' } });
       expect((await command(taskId, 'cancel', {})).status).toBe(200);
     });
+  });
+  test('a dispatch hold is held by the token\'s principal, a `by` naming someone else kept beside it', async () => {
+    try {
+      expect((await api(stack.baseUrl, 'POST', '/api/v1/dispatch/hold', { by: 'maintenance' }, TEST_TOKENS.operator)).status).toBe(200);
+      const queue = await api(stack.baseUrl, 'GET', '/api/v1/pause-queue', undefined, TEST_TOKENS.viewer);
+      expect(queue.json.dispatch).toMatchObject({ held: true, heldBy: 'test-operator (for maintenance)' });
+    } finally {
+      await api(stack.baseUrl, 'POST', '/api/v1/dispatch/release', {}, TEST_TOKENS.operator);
+    }
   });
 });

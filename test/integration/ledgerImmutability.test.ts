@@ -2,7 +2,8 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { Client } from 'pg';
 import { createActivities } from '../../activities';
 import { createDb, type Db } from '../../src/db/pool';
-import { createLedgerRepository, LedgerConflictError } from '../../src/ledger/repository';
+import { LedgerConflictError } from '../../src/errors';
+import { createLedgerRepository } from '../../src/ledger/repository';
 import type { LedgerEntry } from '../../contracts';
 import { testEnv } from '../support/testEnv';
 

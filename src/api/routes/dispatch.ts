@@ -40,10 +40,15 @@ export function dispatchRouter({ admission, openapi }: DispatchRouterDeps): Rout
     });
     router.post(`/dispatch/${name}`, requireRole('operator'), async (req, res) => {
       const body = parseOrThrow(HoldBody, req.body ?? {});
-      await admission.setDispatchHold(held, body.by ?? res.locals.principal?.name ?? 'api');
+      await admission.setDispatchHold(held, holder(res.locals.principal?.name ?? 'api', body.by));
       res.json((await admission.dispatchHold()) satisfies DispatchState);
     });
   }
 
   return router;
+}
+
+/** The token's principal holds dispatch; a `by` naming someone else is kept beside it as the caller's note. */
+function holder(principal: string, by: string | undefined): string {
+  return by === undefined || by === principal ? principal : `${principal} (for ${by})`;
 }

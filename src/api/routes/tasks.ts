@@ -29,6 +29,7 @@ import {
 import { InvalidTransitionError, NotFoundError, UnauthorizedError, ValidationError } from '../../errors';
 import { forTask } from '../../logger';
 import { tasksSubmitted } from '../../metrics';
+import { signPrincipal } from '../../principalProof';
 import { SecretKeyError, sealSecrets, unsealSecrets } from '../../secrets';
 import { startTask, type StartOptions } from '../../temporal/client';
 import { principalOf, requireRole } from '../auth';
@@ -79,7 +80,7 @@ export function tasksRouter({ temporal, secretKey, runtime, playbooksDir, openap
       taskId,
       sealedSecrets: sealIfAny(secretVars, secretKey, taskId),
       runtime,
-      principal: principalName(res),
+      ...vouchedPrincipal(secretKey, taskId, principalName(res), 'submit'),
     };
     const result = await startTask(temporal, input, { sameSecrets: opensTo(secretVars, secretKey, taskId) });
     tasksSubmitted.inc({ outcome: result.existing ? 'existing' : 'new' });
@@ -136,8 +137,10 @@ export function tasksRouter({ temporal, secretKey, runtime, playbooksDir, openap
       const { taskId } = parseOrThrow(TaskIdParams, req.params);
       const input = parseOrThrow(body, req.body ?? {});
       const principal = principalName(res);
+      const updateId = crypto.randomUUID();
+      const proven = vouchedPrincipal(secretKey, taskId, principal, `update:${updateId}`);
       const state = await executeCommand(temporal, taskId, () =>
-        temporal.workflow.getHandle(taskId).executeUpdate(command.update, { args: [{ ...input, principal }] }),
+        temporal.workflow.getHandle(taskId).executeUpdate(command.update, { args: [{ ...input, ...proven }], updateId }),
       );
       forTask(taskId).info({ command: name, principal, by: input.by }, 'operator command applied');
       res.json(state);
@@ -145,6 +148,14 @@ export function tasksRouter({ temporal, secretKey, runtime, playbooksDir, openap
   }
 
   return router;
+}
+
+/**
+ * The principal, with the proof a worker checks before it records it as the actor (without the
+ * secret key there is none, and the rows say the command came through Temporal).
+ */
+function vouchedPrincipal(secretKey: string | undefined, taskId: string, principal: string, act: string) {
+  return { principal, ...(secretKey ? { principalProof: signPrincipal(secretKey, { taskId, principal, act }) } : {}) };
 }
 
 /** The actor of record: the principal its token authenticated, whatever the body says. */
