@@ -15,10 +15,17 @@ export function runFailureClass(run: PlaybookRun): FailureClass | undefined {
   }
 }
 
-/** A playbook that cannot be found is the task's fault; anything else that kills the activity is infrastructure. */
+/**
+ * The task's own faults, which another agent would refuse alike: a playbook that is not there, a
+ * request the worker refuses (a reserved variable, a remote host list). Secrets that do not open
+ * stay infrastructure: another agent may hold the key this one lacks.
+ */
+const TASK_FAULTS = new Set(['PlaybookNotFoundError', 'ValidationError']);
+
+/** What kills the activity is infrastructure, unless it is the task's own fault. */
 export function activityFailureClass(err: unknown): FailureClass {
   const cause = err instanceof ActivityFailure ? err.cause : err;
-  if (cause instanceof ApplicationFailure && cause.type === 'PlaybookNotFoundError') return 'application_error';
+  if (cause instanceof ApplicationFailure && cause.type && TASK_FAULTS.has(cause.type)) return 'application_error';
   return 'infrastructure';
 }
 

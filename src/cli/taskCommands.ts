@@ -15,7 +15,7 @@ export function registerTaskCommands(program: Command): void {
     .option('--action <action>', 'deploy, add, remove, restart, update, configure, backup, restore, rollback or check')
     .option('--service <name>', 'a service the task touches (repeatable)', collect)
     .option('--playbook <path>', 'playbook path inside the playbooks folder')
-    .option('--inventory <inventory>', 'host list ("web1,web2") or inventory path inside the playbooks folder')
+    .option('--inventory <inventory>', 'inventory path inside the playbooks folder, or "localhost," (a host list may name only this machine)')
     .option('--var <key=value>', 'extra variable (repeatable)', collect)
     .option('--secret <key=value>', 'secret variable: passed to the playbook, never stored (repeatable)', collect)
     .option('--priority <n>', 'higher runs first (0-100)', Number)

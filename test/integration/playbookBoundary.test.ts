@@ -209,6 +209,8 @@ describe('the playbook boundary', () => {
     const row = await finalRow(stack, forged);
     expect(row.status).toBe('failed');
     expect(row.failure.message).toContain('extraVars.ansible_python_interpreter: reserved');
+    // The task's own fault: no other agent would take it, so it is not sent round admission again.
+    expect(row.failureClass).toBe('application_error');
     expect(fs.existsSync(marker('direct'))).toBe(false);
   });
 
