@@ -56,6 +56,9 @@ type Command =
 /** Where the task runs, and who sent it there (the `dispatched` row's actor). */
 type Dispatch = { grant: CapacityGrant; caller: Caller };
 
+/** An operator command that is valid but cannot be carried out now (an override with no live agent). */
+class CommandRefused extends Error {}
+
 class TaskCancelled {
   constructor(
     readonly caller: Caller,
@@ -80,6 +83,8 @@ class TaskRun {
   private readonly commands: Command[] = [];
   private commandsSubmitted = 0;
   private commandsDone = 0;
+  /** Why a command, by its place in submission order, could not be carried out. */
+  private readonly refusals = new Map<number, string>();
   /** Whether to ask admission (which holds the reservations) again: on entering it, a grant signal or a resume. */
   private askAdmission = false;
   private held = false;
@@ -184,7 +189,7 @@ class TaskRun {
     let recordedWait: string | undefined;
     for (;;) {
       for (let cmd = this.commands.shift(); cmd; cmd = this.commands.shift()) {
-        const dispatch = await this.applyWaitingCommand(cmd);
+        const dispatch = await this.applyOrRefuse(cmd, this.commandsDone + 1);
         this.commandsDone += 1;
         if (cmd.kind === 'resume') recordedWait = undefined;
         if (dispatch) return dispatch;
@@ -242,7 +247,7 @@ class TaskRun {
       case 'override': {
         const grant = await overrideAdmission(this.admissionRequest(), cmd.agentId);
         if (!grant) {
-          throw ApplicationFailure.nonRetryable(
+          throw new CommandRefused(
             cmd.agentId ? `agent ${cmd.agentId} is not live in pool ${this.input.runtime.pool}` : 'no live agent to override onto',
           );
         }
@@ -355,7 +360,24 @@ class TaskRun {
     const mine = this.commandsSubmitted;
     this.commands.push(cmd);
     await condition(() => this.commandsDone >= mine);
+    const refusal = this.refusals.get(mine);
+    if (refusal !== undefined) {
+      this.refusals.delete(mine);
+      // Fails this Update only: the task goes on waiting, and its caller learns why.
+      throw ApplicationFailure.nonRetryable(refusal, 'CommandRefused');
+    }
     return this.snapshot();
+  }
+
+  /** A command that cannot be carried out now is answered with why, instead of ending the task. */
+  private async applyOrRefuse(cmd: Command, ticket: number): Promise<Dispatch | undefined> {
+    try {
+      return await this.applyWaitingCommand(cmd);
+    } catch (err) {
+      if (!(err instanceof CommandRefused)) throw err;
+      this.refusals.set(ticket, err.message);
+      return undefined;
+    }
   }
 
   private async submitCancel(cmd: Extract<Command, { kind: 'cancel' }>): Promise<TaskState> {

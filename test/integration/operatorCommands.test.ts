@@ -79,4 +79,20 @@ describe('operator commands through REST and through the plain Temporal CLI', ()
 
     for (const taskId of [byRest, byCli]) expect((await rest(taskId, 'cancel', { by: 'cleanup' })).status).toBe(200);
   });
+  test('an override with no live agent to go to is refused, and the task goes on waiting', async () => {
+    const taskId = await waitingTask();
+    const named = await rest(taskId, 'override', { by: 'alice', agentId: 'nowhere-1' });
+    expect(named.status).toBe(409);
+    expect(named.json.detail).toContain('agent nowhere-1 is not live');
+    const anyAgent = await rest(taskId, 'override', {});
+    expect(anyAgent.status).toBe(409);
+    expect(anyAgent.json.detail).toContain('no live agent');
+
+    // Still waiting (for capacity, or for another suite's dispatch hold, which is global).
+    expect((await api(stack.baseUrl, 'GET', `/api/v1/tasks/${taskId}`)).json).toMatchObject({ status: 'paused' });
+    expect((await rest(taskId, 'cancel', { by: 'cleanup' })).status).toBe(200);
+    const statuses = ((await api(stack.baseUrl, 'GET', `/api/v1/audit/tasks/${taskId}`)).json.rows as { status: string }[]).map((r) => r.status);
+    expect([statuses[0], statuses[statuses.length - 1]]).toEqual(['queued', 'cancelled']);
+    expect(statuses.filter((s) => s !== 'paused' && s !== 'resumed')).toEqual(['queued', 'cancelled']);
+  });
 });
