@@ -1,4 +1,4 @@
-import type { PlaybookCounts, PlaybookProgress, PlaybookStep } from '../contracts';
+import type { FailedResult, PlaybookCounts, PlaybookProgress, PlaybookStep } from '../contracts';
 
 /** Replaces every secret in a text with `[secret]`. */
 export type Scrub = (text: string) => string;
@@ -44,6 +44,8 @@ function scrubDeep<T>(value: T, scrub: Scrub): T {
 export class AnsibleEventFold {
   readonly steps: PlaybookStep[] = [];
   readonly keyMessages: string[] = [];
+  /** The failing results with their return code and stderr, the evidence the failure-class rules read. */
+  readonly failedResults: FailedResult[] = [];
   counts: PlaybookCounts = emptyCounts();
   private play = '';
   private task = '';
@@ -103,6 +105,7 @@ export class AnsibleEventFold {
       const message = resultMessage(result, this.scrub);
       if (status === 'failed' || status === 'unreachable') {
         this.keyMessages.push(`${this.task} on ${host}: ${message ?? status}`);
+        if (status === 'failed') this.failedResults.push(failedResult(this.task, host, result, this.scrub));
       }
       lines.push(`${status}: [${host}]${message ? ` ${message}` : ''}`);
     }
@@ -125,7 +128,7 @@ export class AnsibleEventFold {
   }
 }
 
-type HostResult = { changed?: boolean; failed?: boolean; msg?: unknown; stderr?: string; unreachable?: boolean };
+type HostResult = { changed?: boolean; failed?: boolean; msg?: unknown; stderr?: string; module_stderr?: string; rc?: unknown; action?: unknown; unreachable?: boolean };
 
 type AnsibleEvent = {
   _event: string;
@@ -147,6 +150,19 @@ function resultMessage(result: HostResult, scrub: Scrub): string | undefined {
   const msg = typeof result.msg === 'string' ? result.msg : result.msg === undefined ? undefined : JSON.stringify(result.msg);
   const text = msg || result.stderr || undefined;
   return text ? scrub(text).slice(0, 1000) : undefined;
+}
+
+function failedResult(task: string, host: string, result: HostResult, scrub: Scrub): FailedResult {
+  const msg = typeof result.msg === 'string' ? result.msg : result.msg === undefined ? '' : JSON.stringify(result.msg);
+  const stderr = [result.stderr, result.module_stderr].filter((t): t is string => typeof t === 'string' && t.length > 0).join('\n');
+  return {
+    task,
+    host,
+    ...(typeof result.action === 'string' ? { action: result.action } : {}),
+    rc: typeof result.rc === 'number' ? result.rc : null,
+    msg: scrub(msg).slice(0, 1000),
+    stderr: scrub(stderr).slice(-1000),
+  };
 }
 
 function emptyCounts(): PlaybookCounts {

@@ -45,7 +45,8 @@ export interface AnsibleRunnerOptions {
 //   as soon as ansible-playbook opens it: they are never on disk (nor in argv). A path is needed:
 //   ansible-playbook resolves `-e @path` through symlinks, so /dev/fd/N cannot name a pipe;
 // - reports the CPU time of the whole finished process tree (RUSAGE_CHILDREN covers every
-//   descendant that was waited for) on file descriptor 3.
+//   descendant that was waited for), and the signal that ended ansible-playbook if one did, on
+//   file descriptor 3.
 const PLAYBOOK_WRAPPER = `
 import ctypes, json, os, resource, shutil, signal, subprocess, sys, tempfile, threading
 PR_SET_PDEATHSIG = 1
@@ -85,7 +86,7 @@ child = subprocess.Popen([*sys.argv[2:], "-e", "@" + vars_path], stdin=subproces
 code = child.wait()
 forget_vars()  # ansible-playbook may have failed before it opened the FIFO
 usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-os.write(3, json.dumps({"cpuTimeS": usage.ru_utime + usage.ru_stime}).encode())
+os.write(3, json.dumps({"cpuTimeS": usage.ru_utime + usage.ru_stime, "signal": signal.Signals(-code).name if code < 0 else None}).encode())
 sys.exit(code if code >= 0 else 128 - code)
 `;
 
@@ -216,11 +217,12 @@ function spawnPlaybook(
       hooks.signal.removeEventListener('abort', onAbort);
       reject(err);
     });
-    child.once('close', (code) => {
+    child.once('close', (code, closeSignal) => {
       clearInterval(sampler);
       clearTimeout(timer);
       hooks.signal.removeEventListener('abort', onAbort);
       const wallTimeS = Number(process.hrtime.bigint() - started) / 1e9;
+      const report = parseUsage(usage);
       const keyMessages = [...fold.keyMessages];
       if (code !== 0 && keyMessages.length === 0 && !stopReason) {
         // Failed before any task ran (syntax error, missing role...): ansible explains on stderr.
@@ -234,11 +236,16 @@ function spawnPlaybook(
         steps: fold.steps,
         outputTail: tail,
         resources: {
-          cpuTimeS: round(parseCpuTime(usage), 3),
+          cpuTimeS: round(report.cpuTimeS, 3),
           wallTimeS: round(wallTimeS, 3),
           peakMemoryMb: round(peakRss / 1024 / 1024, 1),
           gpuVramMb: peakVramMb,
           agentLoadPctAtDispatch: null,
+        },
+        evidence: {
+          // Killed before it could report: the close event's signal is the wrapper's own.
+          playbookSignal: report.signal ?? closeSignal ?? null,
+          failedResults: [...fold.failedResults],
         },
       });
     });
@@ -249,11 +256,12 @@ function lines(stream: Readable): readline.Interface {
   return readline.createInterface({ input: stream, crlfDelay: Infinity });
 }
 
-function parseCpuTime(text: string): number {
+function parseUsage(text: string): { cpuTimeS: number; signal?: string } {
   try {
-    return Number((JSON.parse(text) as { cpuTimeS: number }).cpuTimeS) || 0;
+    const parsed = JSON.parse(text) as { cpuTimeS: number; signal?: string | null };
+    return { cpuTimeS: Number(parsed.cpuTimeS) || 0, signal: typeof parsed.signal === 'string' ? parsed.signal : undefined };
   } catch {
-    return 0; // killed before it could report
+    return { cpuTimeS: 0 }; // killed before it could report
   }
 }
 

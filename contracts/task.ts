@@ -159,6 +159,13 @@ export const SubmitTaskRequest = z
     priority: z.number().int().min(0).max(100).default(50).meta({ description: 'Higher runs first.' }),
     plan: Plan.optional(),
     checkMode: z.boolean().default(false).meta({ description: 'Run ansible-playbook --check.' }),
+    maxWaitS: z
+      .number()
+      .int()
+      .positive()
+      .max(30 * 24 * 3600)
+      .optional()
+      .meta({ description: 'Seconds the task may wait for dispatch before it fails with `resource_constraint`; OPSLEDGER_MAX_WAIT_S when absent.' }),
     requestedBy: Actor.optional(),
   })
   .meta({ id: 'SubmitTaskRequest' });
@@ -185,6 +192,8 @@ export interface TaskRuntime {
   scheduleToStartTimeoutS: number;
   /** Runs lost to infrastructure (agent gone, worker crash) before the task fails. */
   maxInfraAttempts: number;
+  /** How long a task without its own `maxWaitS` may wait for dispatch; absent (older tasks): no limit. */
+  maxWaitS?: number;
 }
 
 /**

@@ -84,4 +84,27 @@ export interface PlaybookRun {
   steps: PlaybookStep[];
   outputTail: string[];
   resources: ResourcesUsed;
+  /** What the runner saw of how the run ended, for the failure-class rules (workflows/failureClasses.ts). */
+  evidence?: RunEvidence;
+}
+
+/** A failing task's result as Ansible reported it, cut and scrubbed. */
+export interface FailedResult {
+  task: string;
+  host: string;
+  /** The module that failed, e.g. ansible.builtin.shell, where Ansible said. */
+  action?: string;
+  /** The module's return code: a shell reports 128+N for a command killed by signal N, a command -N. */
+  rc: number | null;
+  msg: string;
+  /** The last 1,000 characters of the task's stderr (and module_stderr). */
+  stderr: string;
+}
+
+export interface RunEvidence {
+  /** The signal that ended ansible-playbook itself (e.g. SIGKILL), or null where it exited. */
+  playbookSignal: string | null;
+  failedResults: FailedResult[];
+  /** Lines of the kernel's OOM report about the playbook's processes, where the kernel log can be read. */
+  kernelOom?: string[];
 }

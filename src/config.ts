@@ -57,6 +57,8 @@ export const ConfigSchema = z.object({
   OPSLEDGER_HEARTBEAT_TIMEOUT_S: positiveInt.default(30),
   OPSLEDGER_SCHEDULE_TO_START_TIMEOUT_S: positiveInt.default(60),
   OPSLEDGER_MAX_INFRA_ATTEMPTS: positiveInt.max(20).default(3),
+  /** How long a task may wait for dispatch when its submit gives no `maxWaitS`. */
+  OPSLEDGER_MAX_WAIT_S: positiveInt.max(30 * 24 * 3600).default(86400),
   /** API bearer tokens as name:role:sha256 entries; `opsledger token` makes one. */
   OPSLEDGER_TOKENS: TokensSchema.default([]),
   /** Keys the audit cursors; set the same value on every API replica. */
@@ -106,6 +108,7 @@ export function taskRuntimeOf(config: Config) {
     heartbeatTimeoutS: config.OPSLEDGER_HEARTBEAT_TIMEOUT_S,
     scheduleToStartTimeoutS: config.OPSLEDGER_SCHEDULE_TO_START_TIMEOUT_S,
     maxInfraAttempts: config.OPSLEDGER_MAX_INFRA_ATTEMPTS,
+    maxWaitS: config.OPSLEDGER_MAX_WAIT_S,
   };
 }
 

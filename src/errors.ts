@@ -74,3 +74,9 @@ export class TaskConflictError extends OpsError {
   readonly status = 409;
   readonly title = 'Task id already used';
 }
+
+/** A task no live agent of its pool could take even idle: its needs exceed every agent's totals. */
+export class NoAgentCanFitError extends OpsError {
+  readonly status = 422;
+  readonly title = 'No agent can ever fit the task';
+}

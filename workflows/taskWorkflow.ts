@@ -29,7 +29,7 @@ import type {
 import { checkCommand, THROUGH_TEMPORAL } from '../contracts/commandRules';
 import { inferIntents } from '../contracts/intent';
 import { OpsAgent, OpsStatus } from '../contracts/searchAttributes';
-import { activityFailureClass, failureMessage, runFailureClass } from './failureClasses';
+import { activityFailureClass, classifyRun, failureMessage } from './failureClasses';
 import { outcomeOf, planOf } from './ledgerPayloads';
 import { cancelUpdate, capacityGrantedSignal, overrideUpdate, pauseUpdate, resumeUpdate, stateQuery } from './messages';
 
@@ -156,6 +156,7 @@ class TaskRun {
     try {
       for (;;) {
         const next = await this.waitForAgent();
+        if (!('grant' in next)) return next;
         const outcome = await this.dispatch(next);
         if (outcome) return outcome;
       }
@@ -182,11 +183,18 @@ class TaskRun {
   /**
    * Waits before dispatch, in queue order, until admitted, overridden or cancelled. Only admission
    * (or an override, which reserves) places the task: it dispatches where a reservation stands.
+   * A wait lasts at most maxWaitS, counted from when it began (submit, or a run lost to
+   * infrastructure); the clock does not fire while an operator holds the task, and a task resumed
+   * past its deadline is asked about once more, then fails `resource_constraint`.
    */
-  private async waitForAgent(): Promise<Dispatch> {
+  private async waitForAgent(): Promise<Dispatch | TaskResult> {
     // Back from a lost run too: whatever was granted before is no reason to dispatch now.
     this.askAdmission = true;
     let recordedWait: string | undefined;
+    const maxWaitS = this.input.maxWaitS ?? this.input.runtime.maxWaitS;
+    const waitingSince = Date.now();
+    const deadline = maxWaitS === undefined ? undefined : waitingSince + maxWaitS * 1000;
+    let lastShortfall: string | null = null;
     for (;;) {
       for (let cmd = this.commands.shift(); cmd; cmd = this.commands.shift()) {
         const dispatch = await this.applyOrRefuse(cmd, this.commandsDone + 1);
@@ -198,6 +206,7 @@ class TaskRun {
         this.askAdmission = false;
         const admission = await admit(this.admissionRequest());
         if (admission.admitted) return this.resumedByDispatcher(admission);
+        lastShortfall = admission.shortfall ?? lastShortfall ?? admission.reason;
         const waitKey = `${admission.reason}|${admission.shortfall}`;
         if (waitKey !== recordedWait) {
           recordedWait = waitKey;
@@ -208,8 +217,26 @@ class TaskRun {
         }
         this.wait(admission);
       }
-      await condition(() => this.commands.length > 0 || (this.askAdmission && !this.held));
+      const woken = () => this.commands.length > 0 || (this.askAdmission && !this.held);
+      if (deadline === undefined || this.held) {
+        await condition(woken);
+      } else if (Date.now() >= deadline) {
+        return this.waitExpired(lastShortfall, Math.round((Date.now() - waitingSince) / 1000), maxWaitS!);
+      } else {
+        await condition(woken, deadline - Date.now());
+      }
     }
+  }
+
+  /** The wait ran out: one final `failed` row; leaving the pause queue is execute()'s finishTask. */
+  private waitExpired(lastShortfall: string | null, waitedS: number, maxWaitS: number): Promise<TaskResult> {
+    return this.finish('failed', {
+      failureClass: 'resource_constraint',
+      failure: {
+        message: `waited ${waitedS}s for dispatch (maxWaitS ${maxWaitS}) without an agent it fits: ${lastShortfall ?? 'no admission answer'}`,
+        context: { lastShortfall, waitedS, maxWaitS },
+      },
+    });
   }
 
   /** A task that was recorded as waiting gets a `resumed` row; one already resumed by an operator does not. */
@@ -325,7 +352,7 @@ class TaskRun {
       this.executionScope = undefined;
     }
     if (this.cancelledBy) throw this.cancelledBy;
-    const failureClass = runFailureClass(run);
+    const { failureClass, resourceState } = classifyRun(run, this.input.requirements);
     return this.finish(run.result, {
       agent: grant.agentId,
       outcome: outcomeOf(run),
@@ -337,7 +364,11 @@ class TaskRun {
         complexity: this.input.plan?.complexity ?? null,
       } as unknown as Json,
       failure: failureClass
-        ? { message: run.keyMessages.join('\n') || `ansible-playbook exited with ${run.exitCode}`, context: { agent: grant.agentId, attempt: this.state.attempt } }
+        ? {
+            message: run.keyMessages.join('\n') || `ansible-playbook exited with ${run.exitCode}`,
+            context: { agent: grant.agentId, attempt: this.state.attempt },
+            ...(resourceState ? { resourceState: resourceState as unknown as Json } : {}),
+          }
         : undefined,
       failureClass,
     }, run.result);

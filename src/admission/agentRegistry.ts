@@ -1,7 +1,8 @@
 import type { PoolClient } from 'pg';
 import type { Db } from '../db/pool';
 import { wakeDispatcher } from './dispatchControl';
-import type { AgentCapacity } from './fit';
+import { neverFitShortfall, type AgentCapacity, type AgentTotals } from './fit';
+import type { Requirements } from '../../contracts';
 import type { HostCapacity } from './hostCapacity';
 
 /** What an agent reports: its host's capacity, and where its tasks run. */
@@ -42,8 +43,29 @@ export async function liveAgents(client: PoolClient, pool: string, { agentMaxAge
 }
 
 /** The agents table: what each agent last reported, and whether that report is fresh. */
-export function createAgentRegistry(db: Db, { agentMaxAgeS }: AgentFreshness) {
+export function createAgentRegistry(db: Db, { agentMaxAgeS, loadThresholdPct = 80 }: AgentFreshness & { loadThresholdPct?: number }) {
+  /** The live agents of a pool with their totals, for "could this task ever fit here". */
+  async function liveAgentTotals(pool: string): Promise<AgentTotals[]> {
+    const rows = await db.query<{ agent_id: string; cpu_cores: string; memory_total_mb: string; gpu_vram_total_mb: string | null }>(
+      `SELECT agent_id, cpu_cores, memory_total_mb, gpu_vram_total_mb FROM agents
+        WHERE pool = $1 AND heartbeat_at > now() - make_interval(secs => $2) ORDER BY agent_id`,
+      [pool, agentMaxAgeS],
+    );
+    return rows.map((r) => ({
+      agentId: r.agent_id,
+      cpuCores: Number(r.cpu_cores),
+      memoryTotalMb: Number(r.memory_total_mb),
+      gpuVramTotalMb: r.gpu_vram_total_mb === null ? null : Number(r.gpu_vram_total_mb),
+    }));
+  }
+
   return {
+    liveAgentTotals,
+    /** Why no live agent of the pool could take these needs even idle; null if one could, or none is live. */
+    async neverFits(pool: string, needs: Requirements): Promise<string | null> {
+      return neverFitShortfall(await liveAgentTotals(pool), needs, loadThresholdPct);
+    },
+
     async heartbeat(report: AgentReport): Promise<void> {
       await db.query(
         `INSERT INTO agents (agent_id, pool, task_queue, cpu_cores, load_pct, memory_total_mb, memory_free_mb,

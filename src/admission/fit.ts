@@ -77,3 +77,36 @@ function mib(mb: number): string {
 function round1(n: number): number {
   return Math.round(n * 10) / 10;
 }
+
+/** What an agent has in all, idle: its totals as it last reported them. */
+export interface AgentTotals {
+  agentId: string;
+  cpuCores: number;
+  memoryTotalMb: number;
+  gpuVramTotalMb: number | null;
+}
+
+/**
+ * Why no agent could take the task even idle (load 0, nothing reserved, all memory and VRAM
+ * free), or null when some agent could, or there is no agent to judge by.
+ */
+export function neverFitShortfall(agents: AgentTotals[], needs: Requirements, thresholdPct: number): string | null {
+  if (agents.length === 0) return null;
+  const couldFit = (a: AgentTotals) =>
+    (100 * needs.cpu) / a.cpuCores <= thresholdPct &&
+    needs.memoryMb <= a.memoryTotalMb &&
+    (needs.gpuVramMb === 0 || (a.gpuVramTotalMb !== null && needs.gpuVramMb <= a.gpuVramTotalMb));
+  if (agents.some(couldFit)) return null;
+  if (needs.gpuVramMb > 0) {
+    const most = Math.max(...agents.map((a) => a.gpuVramTotalMb ?? -1));
+    if (most < 0) return `needs ${mib(needs.gpuVramMb)} GPU VRAM, no live agent has a GPU`;
+    if (most < needs.gpuVramMb) return `needs ${mib(needs.gpuVramMb)} GPU VRAM, the largest live agent has ${mib(most)}`;
+  }
+  const mostMemory = Math.max(...agents.map((a) => a.memoryTotalMb));
+  if (mostMemory < needs.memoryMb) return `needs ${mib(needs.memoryMb)} memory, the largest live agent has ${mib(mostMemory)}`;
+  const mostCores = Math.max(...agents.map((a) => a.cpuCores));
+  if ((100 * needs.cpu) / mostCores > thresholdPct) {
+    return `needs ${needs.cpu} CPU, the largest live agent has ${mostCores} cores (${thresholdPct}% load threshold)`;
+  }
+  return 'no single live agent has the CPU, memory and GPU VRAM together, even idle';
+}

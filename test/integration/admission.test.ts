@@ -1,6 +1,5 @@
-import { agentTaskQueue } from '../../src/config';
 import { pidsRunning } from '../support/processes';
-import { agentToken, api, eventually, startTestStack, TEST_TOKENS, type TestStack } from '../support/stack';
+import { api, eventually, reportCapacity, startTestStack, TEST_TOKENS, type TestStack } from '../support/stack';
 
 type Row = { status: string; agent: string | null; actor: string; outcome: any; createdAt: string; chainSeq: string };
 
@@ -12,16 +11,7 @@ describe('admission, the pause queue and operator commands', () => {
   let stack: TestStack;
   const agentId = () => stack.config.OPSLEDGER_AGENT_ID;
 
-  const heartbeat = (over: Record<string, unknown> = {}) =>
-    api(stack.baseUrl, 'PUT', `/api/v1/agents/${agentId()}/heartbeat`, {
-      pool: stack.config.OPSLEDGER_TASK_QUEUE,
-      taskQueue: agentTaskQueue(stack.config),
-      cpuCores: 4,
-      loadPct: 10,
-      memoryTotalMb: 8192,
-      memoryFreeMb: 8192,
-      ...over,
-    }, agentToken(agentId()));
+  const heartbeat = (over: Record<string, unknown> = {}) => reportCapacity(stack, over);
   const submit = (taskId: string, over: Record<string, unknown> = {}) =>
     api(stack.baseUrl, 'POST', '/api/v1/tasks', { taskId, action: 'deploy', services: ['kuma'], playbook: 'ping.yml', ...over });
   const trail = async (taskId: string): Promise<Row[]> =>

@@ -7,7 +7,7 @@ import type { HostCapacity } from '../../src/admission/hostCapacity';
 import { createAdmissionRepository } from '../../src/admission/repository';
 import { createApp } from '../../src/api/app';
 import { hashToken, type Role } from '../../src/api/auth';
-import { loadConfig, taskRuntimeOf, type Config } from '../../src/config';
+import { agentTaskQueue, loadConfig, taskRuntimeOf, type Config } from '../../src/config';
 import { refuseOwnerLogin } from '../../src/db/appLogin';
 import { createDb, type Db } from '../../src/db/pool';
 import { createLedgerRepository } from '../../src/ledger/repository';
@@ -162,4 +162,21 @@ export async function api(
   const text = await res.text();
   const contentType = res.headers.get('content-type') ?? '';
   return { status: res.status, contentType, json: text && contentType.includes('json') ? JSON.parse(text) : undefined };
+}
+
+/**
+ * The stack's agent reports its capacity over HTTP, with its own token, for tests that set what
+ * admission sees: four idle cores and 8 GiB free unless `over` says otherwise.
+ */
+export function reportCapacity(stack: TestStack, over: Record<string, unknown> = {}) {
+  const agentId = stack.config.OPSLEDGER_AGENT_ID;
+  return api(stack.baseUrl, 'PUT', `/api/v1/agents/${agentId}/heartbeat`, {
+    pool: stack.config.OPSLEDGER_TASK_QUEUE,
+    taskQueue: agentTaskQueue(stack.config),
+    cpuCores: 4,
+    loadPct: 10,
+    memoryTotalMb: 8192,
+    memoryFreeMb: 8192,
+    ...over,
+  }, agentToken(agentId));
 }

@@ -1,4 +1,4 @@
-import { describeShortfall, pickAgent, pickAgentIgnoringCapacity, type AgentCapacity } from '../../src/admission/fit';
+import { describeShortfall, neverFitShortfall, pickAgent, pickAgentIgnoringCapacity, type AgentCapacity, type AgentTotals } from '../../src/admission/fit';
 
 const agent = (over: Partial<AgentCapacity> = {}): AgentCapacity => ({
   agentId: 'a',
@@ -59,5 +59,36 @@ describe('pickAgent', () => {
   test('override ignores the threshold but still takes the least loaded agent', () => {
     expect(pickAgentIgnoringCapacity([agent({ agentId: 'x', loadPct: 99 }), agent({ agentId: 'y', loadPct: 95 })], small)?.agentId).toBe('y');
     expect(pickAgentIgnoringCapacity([], small)).toBeUndefined();
+  });
+});
+
+describe('neverFitShortfall', () => {
+  const total = (over: Partial<AgentTotals> = {}): AgentTotals => ({ agentId: 'a', cpuCores: 4, memoryTotalMb: 8192, gpuVramTotalMb: null, ...over });
+
+  test('null when some agent could take the task idle, however busy it is now', () => {
+    expect(neverFitShortfall([total(), total({ agentId: 'gpu', gpuVramTotalMb: 81920 })], { cpu: 2, memoryMb: 8192, gpuVramMb: 40960 }, 80)).toBeNull();
+  });
+
+  test('null with no live agent: one may still come', () => {
+    expect(neverFitShortfall([], { cpu: 1, memoryMb: 1, gpuVramMb: 1_000_000 }, 80)).toBeNull();
+  });
+
+  test('names the largest agent for VRAM, memory and CPU', () => {
+    const agents = [total({ gpuVramTotalMb: 81920 }), total({ agentId: 'b', gpuVramTotalMb: 24576 })];
+    expect(neverFitShortfall(agents, { cpu: 1, memoryMb: 64, gpuVramMb: 1_000_000 }, 80)).toBe(
+      'needs 1000000 MiB GPU VRAM, the largest live agent has 80 GiB',
+    );
+    expect(neverFitShortfall([total()], { cpu: 1, memoryMb: 64, gpuVramMb: 1024 }, 80)).toBe('needs 1 GiB GPU VRAM, no live agent has a GPU');
+    expect(neverFitShortfall([total()], { cpu: 1, memoryMb: 16384, gpuVramMb: 0 }, 80)).toBe('needs 16 GiB memory, the largest live agent has 8 GiB');
+    expect(neverFitShortfall([total()], { cpu: 4, memoryMb: 64, gpuVramMb: 0 }, 80)).toBe(
+      'needs 4 CPU, the largest live agent has 4 cores (80% load threshold)',
+    );
+  });
+
+  test('each need met by some agent but none meeting all together', () => {
+    const agents = [total({ memoryTotalMb: 1024, gpuVramTotalMb: 81920 }), total({ agentId: 'b', memoryTotalMb: 65536 })];
+    expect(neverFitShortfall(agents, { cpu: 1, memoryMb: 32768, gpuVramMb: 1024 }, 80)).toBe(
+      'no single live agent has the CPU, memory and GPU VRAM together, even idle',
+    );
   });
 });

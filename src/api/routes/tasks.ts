@@ -23,10 +23,11 @@ import {
   TaskId,
   TaskState,
   type OperatorCommandName,
+  type Requirements,
   type TaskRuntime,
   type TaskWorkflowInput,
 } from '../../../contracts';
-import { InvalidTransitionError, NotFoundError, UnauthorizedError, ValidationError } from '../../errors';
+import { InvalidTransitionError, NoAgentCanFitError, NotFoundError, UnauthorizedError, ValidationError } from '../../errors';
 import { forTask } from '../../logger';
 import { tasksSubmitted } from '../../metrics';
 import { signPrincipal } from '../../principalProof';
@@ -43,6 +44,8 @@ export type TasksRouterDeps = {
   runtime: TaskRuntime;
   playbooksDir: string;
   openapi: OpenAPIRegistry;
+  /** Refuses at submit a task that no live agent of the pool could take even idle. */
+  admission?: { neverFits(pool: string, needs: Requirements): Promise<string | null> };
 };
 
 const TaskIdParams = z.object({ taskId: TaskId });
@@ -54,7 +57,7 @@ const COMMANDS = {
   cancel: { update: cancelUpdate, summary: 'Cancel a task; a running playbook is killed.' },
 } as const satisfies Record<OperatorCommandName, unknown>;
 
-export function tasksRouter({ temporal, secretKey, runtime, playbooksDir, openapi }: TasksRouterDeps): Router {
+export function tasksRouter({ temporal, secretKey, runtime, playbooksDir, openapi, admission }: TasksRouterDeps): Router {
   const router = Router();
 
   openapi.registerPath({
@@ -68,11 +71,16 @@ export function tasksRouter({ temporal, secretKey, runtime, playbooksDir, openap
       200: { description: 'Already submitted, with this very body', content: { 'application/json': { schema: SubmitTaskResponse } } },
       400: problemResponse('Invalid task'),
       409: problemResponse('The taskId was submitted before with a different body'),
+      422: problemResponse('No live agent of the pool could take the task even idle; the detail names the shortfall'),
     },
   });
   router.post('/tasks', requireRole('orchestrator'), async (req, res) => {
     const request = parseOrThrow(SubmitTaskRequest, req.body);
     assertPlaybookExists(playbooksDir, request.playbook);
+    if (admission) {
+      const shortfall = await admission.neverFits(runtime.pool, request.requirements);
+      if (shortfall) throw new NoAgentCanFitError(`no live agent in pool ${runtime.pool} could ever take this task: ${shortfall}`);
+    }
     const { secretVars, ...rest } = request;
     const taskId = request.taskId ?? `task-${crypto.randomUUID()}`;
     const input: TaskWorkflowInput = {
