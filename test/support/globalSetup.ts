@@ -28,7 +28,14 @@ export default async function globalSetup(): Promise<void> {
   const database = `opsledger_test_${Date.now()}_${process.pid}`;
   let serverUrl = process.env.DATABASE_URL;
   if (!serverUrl) {
-    const pg = await startEmbeddedPostgres({ dataDir: scratch, port: await freePort(), database: 'postgres', ephemeral: true });
+    const pg = await startEmbeddedPostgres({
+      dataDir: scratch,
+      port: await freePort(),
+      database: 'postgres',
+      ephemeral: true,
+      // An interrupted run skips the teardown; its servers must not outlive it.
+      stopsWithCaller: true,
+    });
     services.stops.push(pg.stop);
     serverUrl = pg.url;
   }
@@ -52,6 +59,7 @@ export default async function globalSetup(): Promise<void> {
     httpPort,
     metricsPort,
     namespace: 'default',
+    stopsWithCaller: true,
   });
   services.stops.push(temporal.stop);
 
