@@ -1,7 +1,5 @@
-import { execFile } from 'node:child_process';
 import http from 'node:http';
 import type net from 'node:net';
-import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { createAdmissionRepository } from '../../src/admission/repository';
 import { createApp } from '../../src/api/app';
@@ -11,9 +9,9 @@ import { agentTaskQueue, taskRuntimeOf } from '../../src/config';
 import { createDb } from '../../src/db/pool';
 import { createLedgerRepository } from '../../src/ledger/repository';
 import { logger } from '../../src/logger';
-import { projectRoot } from '../../src/paths';
 import { freePort } from '../support/ports';
 import { agentToken, api, eventually, IDLE_HOST, startTestStack, TEST_TOKENS, type TestStack } from '../support/stack';
+import { opsledger } from '../support/cli';
 
 type Answer = { status: number; headers: http.IncomingHttpHeaders; json: any };
 
@@ -28,18 +26,6 @@ function requestFrom(localAddress: string, url: string, token: string | null): P
     });
     req.on('error', reject);
     req.end();
-  });
-}
-
-/** The compiled CLI as an admin runs it against the test API (`npx tsc -p tsconfig.build.json` first). */
-function opsledger(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [path.join(projectRoot, 'bin', 'opsledger.js'), ...args],
-      { env: { ...process.env, LOG_LEVEL: 'warn', ...env }, timeout: 60_000 },
-      (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
   });
 }
 

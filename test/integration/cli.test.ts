@@ -1,4 +1,4 @@
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,20 +6,7 @@ import { projectRoot } from '../../src/paths';
 import { startTestStack, TEST_TOKENS, type TestStack } from '../support/stack';
 import { expectRanOnce, IN_PROCESS_STACK_MAY_WAIT_FOR } from '../support/trail';
 import { testEnv } from '../support/testEnv';
-
-type Result = { code: number; stdout: string; stderr: string };
-
-/** The compiled CLI as a user runs it, against the test API and database. */
-function opsledger(args: string[], env: NodeJS.ProcessEnv): Promise<Result> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [path.join(projectRoot, 'bin', 'opsledger.js'), ...args],
-      { env: { ...process.env, LOG_LEVEL: 'warn', ...env }, timeout: 60_000 },
-      (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
+import { opsledger, type CliResult } from '../support/cli';
 
 /** The CLI started in the background, for a test that acts on what it has printed so far. */
 function startOpsledger(args: string[], env: NodeJS.ProcessEnv) {
@@ -37,7 +24,7 @@ function startOpsledger(args: string[], env: NodeJS.ProcessEnv) {
   child.stderr.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
   });
-  const exited = new Promise<Result>((resolve) => child.once('close', (code) => resolve({ code: code ?? 1, stdout, stderr })));
+  const exited = new Promise<CliResult>((resolve) => child.once('close', (code) => resolve({ code: code ?? 1, stdout, stderr })));
   return {
     exited,
     untilPrinted: (pattern: RegExp) =>
