@@ -32,9 +32,28 @@ export const LedgerRow = z
   .meta({ id: 'LedgerRow' });
 export type LedgerRow = z.infer<typeof LedgerRow>;
 
+/**
+ * How far a run was from its estimate, derived from a final row's resourcesUsed (estimatedDurationS,
+ * wallTimeS, estimateSource): the estimate the workflow made before dispatch against the wall time
+ * the runner measured.
+ */
+export const DurationVsEstimate = z
+  .object({
+    estimatedS: z.number().nullable().meta({ description: 'The estimate made at dispatch; null when there was none' }),
+    actualS: z.number().meta({ description: 'Wall time of the playbook run' }),
+    errorS: z.number().nullable().meta({ description: 'actualS - estimatedS: positive when the run took longer than estimated' }),
+    ratio: z.number().nullable().meta({ description: 'actualS / estimatedS' }),
+    estimateSource: z.string().nullable().meta({ description: 'Where the estimate came from: the plan, or past runs of the same intent' }),
+  })
+  .meta({ id: 'DurationVsEstimate' });
+export type DurationVsEstimate = z.infer<typeof DurationVsEstimate>;
+
 /** A ledger row as the API answers it: with the intents inferred from its action and services. */
 export const AuditRow = LedgerRow.extend({
   intents: z.array(z.string()).meta({ description: '<action>_<service>, one per service', example: ['deploy_kuma'] }),
+  duration: z
+    .union([DurationVsEstimate, z.null()])
+    .meta({ description: 'On final rows of a run that went to the playbook: its wall time against its estimate; null on other rows' }),
 }).meta({ id: 'AuditRow' });
 export type AuditRow = z.infer<typeof AuditRow>;
 
@@ -66,11 +85,51 @@ export const ClassCounts = z
   .meta({ id: 'ClassCounts', description: 'Failures per class, every class listed (zero included)' });
 export type ClassCounts = z.infer<typeof ClassCounts>;
 
+/** What a failure summary can be split by, besides its class. */
+export const FAILURE_GROUPINGS = ['service', 'agent', 'action'] as const;
+export const FailureGrouping = z.enum(FAILURE_GROUPINGS).meta({ id: 'FailureGrouping' });
+export type FailureGrouping = z.infer<typeof FailureGrouping>;
+
+/** The length of one step of a summary over time; steps are aligned on UTC hours and days. */
+export const TIME_BUCKETS = ['hour', 'day'] as const;
+export const TimeBucket = z.enum(TIME_BUCKETS).meta({ id: 'TimeBucket' });
+export type TimeBucket = z.infer<typeof TimeBucket>;
+
+const failureCounts = {
+  total: z.number().int().meta({ description: 'Failed, timed_out and cancelled rows' }),
+  byClass: ClassCounts,
+};
+
+export const FailureBucket = z
+  .object({ ...range, ...failureCounts })
+  .meta({ id: 'FailureBucket', description: 'One step of the range; the first and last are cut to the range' });
+export type FailureBucket = z.infer<typeof FailureBucket>;
+
+export const FailureGroup = z
+  .object({
+    key: z.string().nullable().meta({ description: 'The service, agent or action; null for failures with no agent (never dispatched)' }),
+    ...failureCounts,
+    series: z.array(FailureBucket).optional().meta({ description: 'This group over time, when bucket was given' }),
+  })
+  .meta({ id: 'FailureGroup' });
+export type FailureGroup = z.infer<typeof FailureGroup>;
+
 export const FailureSummary = z
   .object({
     ...range,
     total: z.number().int().meta({ description: 'Failed, timed_out and cancelled rows in the range' }),
     byClass: ClassCounts,
+    by: FailureGrouping.optional(),
+    groups: z
+      .array(FailureGroup)
+      .optional()
+      .meta({
+        description:
+          'With by: one entry per service, agent or action that failed in the range, most failures first. ' +
+          'A failure touching two services counts in both.',
+      }),
+    bucket: TimeBucket.optional(),
+    series: z.array(FailureBucket).optional().meta({ description: 'With bucket: every step of the range, oldest first, empty ones included' }),
   })
   .meta({ id: 'FailureSummary' });
 export type FailureSummary = z.infer<typeof FailureSummary>;
@@ -103,6 +162,28 @@ export const IntentCounts = z
   .object({ ...range, intents: z.array(IntentCount).meta({ description: 'Most frequent first, then by intent' }) })
   .meta({ id: 'IntentCounts' });
 export type IntentCounts = z.infer<typeof IntentCounts>;
+
+export const IntentDurations = z
+  .object({
+    intent: z.string(),
+    action: z.string(),
+    service: z.string(),
+    runs: z.number().int().meta({ description: 'Final rows of runs that went to the playbook (a measured wall time)' }),
+    estimated: z.number().int().meta({ description: 'Of those, the runs that had an estimate' }),
+    medianActualS: z.number(),
+    medianEstimatedS: z.number().nullable(),
+    medianErrorS: z.number().nullable().meta({ description: 'Median of actual - estimated over the estimated runs' }),
+    medianRatio: z.number().nullable().meta({ description: 'Median of actual / estimated over the estimated runs' }),
+    longerThanEstimated: z.number().int(),
+    shorterThanEstimated: z.number().int(),
+  })
+  .meta({ id: 'IntentDurations' });
+export type IntentDurations = z.infer<typeof IntentDurations>;
+
+export const DurationReport = z
+  .object({ ...range, intents: z.array(IntentDurations).meta({ description: 'Most runs first, then by intent' }) })
+  .meta({ id: 'DurationReport', description: 'Estimated against actual duration per intent, over the runs that ended in the range' });
+export type DurationReport = z.infer<typeof DurationReport>;
 
 export const LedgerVerification = z
   .object({

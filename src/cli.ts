@@ -14,7 +14,9 @@ import { openDb, provideDatabase, devDefaults, provideTemporalDevServer, runMigr
 
 const program = new Command()
   .name('opsledger')
-  .description('Durable infrastructure tasks on Temporal with a hash-chained audit ledger.');
+  .description('Durable infrastructure tasks on Temporal with a hash-chained audit ledger.')
+  // A command's options belong to it, not to the command above it (`audit failures --from 7d`).
+  .enablePositionalOptions();
 
 program
   .command('dev')

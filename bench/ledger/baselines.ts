@@ -3,7 +3,7 @@ import { createDb, type Db } from '../../src/db/pool';
 import { AuditQuery, toAuditFilter, type AuditFilter } from '../../src/ledger/auditFilters';
 import { nowMicros } from '../../src/ledger/micros';
 import { createAuditQueries } from '../../src/ledger/auditQueries';
-import { withIntents } from '../../src/ledger/auditRows';
+import { toAuditRow } from '../../src/ledger/auditRows';
 import type { CursorPosition } from '../../src/ledger/cursor';
 import { LEDGER_COLUMNS, toLedgerRow } from '../../src/ledger/repository';
 import { percentile } from '../support/stats';
@@ -115,7 +115,7 @@ async function pageByOffset(db: Db, filter: AuditFilter, offset: number) {
       LIMIT $1 OFFSET $2`,
     [PAGE_SIZE + 1, offset, ...(filter.services ? [filter.services] : [])],
   );
-  return rows.slice(0, PAGE_SIZE).map((row) => withIntents(toLedgerRow(row)));
+  return rows.slice(0, PAGE_SIZE).map((row) => toAuditRow(toLedgerRow(row)));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,6 +2,8 @@ import {
   isFinalStatus,
   type AuditPage,
   type DispatchState,
+  type DurationReport,
+  type FailureSummary,
   type LiveTask,
   type OperatorCommandName,
   type OverrideCommand,
@@ -50,6 +52,10 @@ export function createApiClient({ baseUrl, token }: { baseUrl: string; token?: s
       call<TaskState>('POST', `/api/v1/tasks/${encodeURIComponent(taskId)}/${name}`, body),
     /** One page of ledger rows; `filters` are GET /api/v1/audit's query parameters, `cursor` included. */
     audit: (filters: URLSearchParams) => call<AuditPage>('GET', `/api/v1/audit?${filters}`),
+    /** One page of failure rows; `filters` are GET /api/v1/audit/failures' query parameters. */
+    failures: (filters: URLSearchParams) => call<AuditPage>('GET', `/api/v1/audit/failures?${filters}`),
+    failureSummary: (query: URLSearchParams) => call<FailureSummary>('GET', `/api/v1/audit/failures/summary?${query}`),
+    durations: (query: URLSearchParams) => call<DurationReport>('GET', `/api/v1/audit/durations?${query}`),
     queue: () => call<PauseQueue>('GET', '/api/v1/pause-queue'),
     dispatchHold: (held: boolean, by?: string) =>
       call<DispatchState>('POST', `/api/v1/dispatch/${held ? 'hold' : 'release'}`, by ? { by } : {}),

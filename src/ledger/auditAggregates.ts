@@ -14,8 +14,9 @@ import {
 } from '../../contracts';
 import type { Db } from '../db/pool';
 import type { TimeRange } from './auditFilters';
-import { statusCondition, type RowQueries } from './auditRows';
+import type { RowQueries } from './auditRows';
 import { floorDiv, MICROS_PER_HOUR, microsToIso } from './micros';
+import { statusCondition } from './statusCondition';
 
 /**
  * Audit aggregates: they read the hourly running totals of sql/002_ledger_totals.sql for the whole

@@ -1,5 +1,17 @@
 import { z } from 'zod';
-import { Action, ACTIONS, FAILURE_CLASSES, type FailureClass, parseIntent, ServiceName, TASK_STATUSES, TaskId, type TaskStatus } from '../../contracts';
+import {
+  Action,
+  ACTIONS,
+  FAILURE_CLASSES,
+  type FailureClass,
+  FailureGrouping,
+  parseIntent,
+  ServiceName,
+  TASK_STATUSES,
+  TaskId,
+  type TaskStatus,
+  TimeBucket,
+} from '../../contracts';
 import { ValidationError } from '../errors';
 import { MICROS_PER_DAY, microsToIso, parseTimeRef, resolveTimeRef, TIME_HELP, type TimeRef } from './micros';
 
@@ -102,14 +114,27 @@ export const FailuresQuery = z
 const RangeFrom = Time.optional().meta({ description: `Inclusive lower bound (default: to minus 7 days). ${TIME_HELP}.` });
 
 export const FailureSummaryQuery = z
-  .strictObject({ from: RangeFrom, to: To, service: ServiceName.optional() })
+  .strictObject({
+    from: RangeFrom,
+    to: To,
+    service: ServiceName.optional(),
+    agent: Agent.optional(),
+    action: Action.optional(),
+    by: FailureGrouping.optional().meta({ description: 'Also split the failures by service, agent or action (groups)' }),
+    bucket: TimeBucket.optional().meta({ description: 'Also count them per UTC hour or day of the range (series)' }),
+  })
   .meta({ id: 'AuditFailureSummaryQuery' });
+
+export type FailureSummaryQuery = z.output<typeof FailureSummaryQuery>;
 
 export const RangeQuery = z.strictObject({ from: RangeFrom, to: To }).meta({ id: 'AuditRangeQuery' });
 
-export const IntentsQuery = z
-  .strictObject({ from: RangeFrom, to: To, service: ServiceName.optional(), action: Action.optional() })
-  .meta({ id: 'AuditIntentsQuery' });
+/** A range narrowed to one service and/or one action: an intent's parts. */
+const rangeOfIntent = { from: RangeFrom, to: To, service: ServiceName.optional(), action: Action.optional() };
+
+export const IntentsQuery = z.strictObject(rangeOfIntent).meta({ id: 'AuditIntentsQuery' });
+
+export const DurationsQuery = z.strictObject(rangeOfIntent).meta({ id: 'AuditDurationsQuery' });
 
 export const ServiceParams = z.strictObject({ service: ServiceName });
 

@@ -1,9 +1,11 @@
-import { FAILURE_STATUSES, FINAL_STATUSES, inferIntents, TASK_STATUSES, type AuditRow, type TaskStatus } from '../../contracts';
+import { FAILURE_STATUSES, FINAL_STATUSES, inferIntents, type AuditRow } from '../../contracts';
 import type { Db } from '../db/pool';
 import type { AuditFilter } from './auditFilters';
 import type { CursorPosition } from './cursor';
+import { durationVsEstimate } from './durations';
 import { microsToIso } from './micros';
 import { LEDGER_COLUMNS, toLedgerRow, type LedgerRow } from './repository';
+import { statusCondition } from './statusCondition';
 
 /**
  * Audit row lists: they walk an index ending in (created_at, id) backwards (the time index, or the
@@ -17,8 +19,9 @@ export type Page = { limit: number; after?: CursorPosition };
 
 type RawLedgerRow = Parameters<typeof toLedgerRow>[0];
 
-export function withIntents(row: LedgerRow): AuditRow {
-  return { ...row, intents: inferIntents(row.action, row.services) };
+/** A ledger row with what the API derives from it: its intents, and its run against its estimate. */
+export function toAuditRow(row: LedgerRow): AuditRow {
+  return { ...row, intents: inferIntents(row.action, row.services), duration: durationVsEstimate(row.resourcesUsed) };
 }
 
 export function createRowQueries(db: Db) {
@@ -40,7 +43,7 @@ export function createRowQueries(db: Db) {
     const served = rows.slice(0, page.limit);
     const last = served[served.length - 1];
     return {
-      rows: served.map((row) => withIntents(toLedgerRow(row))),
+      rows: served.map((row) => toAuditRow(toLedgerRow(row))),
       next: rows.length > page.limit && last ? { createdAtMicros: BigInt(last.created_at_micros), id: last.id } : null,
     };
   }
@@ -95,17 +98,4 @@ function conditions(filter: AuditFilter, params: Params): string[] {
   if (filter.from !== undefined) where.push(`t.created_at >= ${params.time(filter.from)}`);
   if (filter.to !== undefined) where.push(`t.created_at < ${params.time(filter.to)}`);
   return where;
-}
-
-/**
- * Statuses written out as literals, so that the planner can prove a set of failure statuses implies
- * the predicate of tasks_failures_created_at_id_idx whatever plan it makes (a parameter proves
- * nothing in a generic plan). Each value is checked against the status enum first.
- */
-export function statusCondition(statuses: readonly TaskStatus[]): string {
-  const literals = statuses.map((status) => {
-    if (!(TASK_STATUSES as readonly string[]).includes(status)) throw new Error(`not a task status: ${status}`);
-    return `'${status}'`;
-  });
-  return `t.status IN (${literals.join(', ')})`;
 }

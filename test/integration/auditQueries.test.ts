@@ -1,23 +1,21 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
-import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import express from 'express';
 import fc from 'fast-check';
-import { Client, type QueryResultRow } from 'pg';
+import { Client } from 'pg';
 import { buildOpenApiDocument, createOpenApiRegistry } from '../../src/api/openapi';
-import { problemHandler } from '../../src/api/problem';
 import { auditRouter } from '../../src/api/routes/audit';
 import { databaseUrl, dropDatabase, ensureDatabase } from '../../src/db/databases';
 import { migrate } from '../../src/db/migrate';
 import { createDb, type Db } from '../../src/db/pool';
 import { MICROS_PER_HOUR, microsToIso, nowMicros } from '../../src/ledger/micros';
-import { createAuditQueries } from '../../src/ledger/auditQueries';
+import type { AuditQueries } from '../../src/ledger/auditQueries';
 import { createLedgerRepository } from '../../src/ledger/repository';
 import { sqlDir } from '../../src/paths';
 import { ACTIONS, FAILURE_CLASSES, TASK_STATUSES, type TaskStatus } from '../../contracts';
+import { startAuditApi, type AuditApi } from '../support/auditApi';
+import { planOfAuditQuery } from '../support/queryPlan';
 import { testEnv } from '../support/testEnv';
 
 /**
@@ -294,7 +292,7 @@ describe('audit queries against a brute-force reference', () => {
   let ledgerUrl: string;
   let owner: Client;
   let app: Db;
-  let server: http.Server;
+  let api: AuditApi;
   let baseUrl: string;
   let rows: RefRow[] = [];
 
@@ -398,26 +396,12 @@ describe('audit queries against a brute-force reference', () => {
     rows = await loadReference();
 
     app = createDb({ connectionString: ledgerUrl, role: 'opsledger_app', max: 4 });
-    const api = express();
-    api.use(express.json());
-    api.use(
-      '/api/v1',
-      auditRouter({
-        db: app,
-        ledger: createLedgerRepository(app),
-        openapi: createOpenApiRegistry(),
-        cursorSecret: CURSOR_SECRET,
-        clock: () => NOW_MS,
-      }),
-    );
-    api.use(problemHandler);
-    server = http.createServer(api);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    baseUrl = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+    api = await startAuditApi(app, { nowMs: NOW_MS, cursorSecret: CURSOR_SECRET });
+    baseUrl = api.baseUrl;
   });
 
   afterAll(async () => {
-    await new Promise((resolve) => server?.close(resolve));
+    await api?.close();
     await app?.close();
     await owner?.end();
     await dropDatabase(testEnv('adminUrl'), database);
@@ -625,25 +609,7 @@ describe('audit queries against a brute-force reference', () => {
     expect(res.body).toEqual({ rows: [], nextCursor: null });
   });
 
-  /** The plan of the one statement a query method sends, with scans that skip every index off. */
-  async function planOf(call: (queries: ReturnType<typeof createAuditQueries>) => Promise<unknown>): Promise<string> {
-    const statements: { text: string; values?: unknown[] }[] = [];
-    const spy: Db = {
-      ...app,
-      query: <R extends QueryResultRow>(text: string, values?: unknown[]) => {
-        statements.push({ text, values });
-        return app.query<R>(text, values);
-      },
-    };
-    await call(createAuditQueries(spy));
-    return app.transaction(async (client) => {
-      // On two thousand rows a sequential scan is cheapest; this asks which index the query can use.
-      await client.query('SET LOCAL enable_seqscan = off');
-      await client.query('SET LOCAL enable_bitmapscan = off');
-      const { rows: explained } = await client.query(`EXPLAIN (FORMAT JSON) ${statements[0]!.text}`, statements[0]!.values);
-      return JSON.stringify(explained[0]['QUERY PLAN']);
-    });
-  }
+  const planOf = (call: (queries: AuditQueries) => Promise<unknown>) => planOfAuditQuery(app, call);
 
   test('failure lists can use the partial indexes of failures', async () => {
     expect(await planOf((q) => q.failures({ services: ['kuma'] }, { limit: 50 }))).toContain('tasks_failures_created_at_id_idx');
@@ -661,7 +627,8 @@ describe('audit queries against a brute-force reference', () => {
       expect.arrayContaining(['status', 'service', 'intent', 'action', 'failureClass', 'agent', 'taskId', 'changed', 'from', 'to', 'limit', 'cursor']),
     );
     expect(parameters('/api/v1/audit/failures')).toContain('failureClass');
-    expect(parameters('/api/v1/audit/failures/summary')).toContain('service');
+    expect(parameters('/api/v1/audit/failures/summary')).toEqual(expect.arrayContaining(['service', 'agent', 'action', 'by', 'bucket']));
+    expect(parameters('/api/v1/audit/durations')).toEqual(expect.arrayContaining(['from', 'to', 'service', 'action']));
     expect(parameters('/api/v1/audit/by-service')).toEqual(expect.arrayContaining(['from', 'to']));
     expect(parameters('/api/v1/audit/by-service/{service}')).toEqual(expect.arrayContaining(['service', 'from', 'to']));
     expect(parameters('/api/v1/audit/intents')).toEqual(expect.arrayContaining(['service', 'action']));

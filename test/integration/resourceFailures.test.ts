@@ -74,6 +74,19 @@ describe('resource failures through the API, the dev server and a real ansible-p
     });
     expect(final.failure.resourceState.peakMemoryMb).toBe(final.resourcesUsed.peakMemoryMb);
     expect(final.failure.context).toMatchObject({ agent: stack.config.OPSLEDGER_AGENT_ID, attempt: 1 });
+    // The run against its estimate: the workflow's estimate beside the runner's wall time.
+    expect(final.duration).toMatchObject({ actualS: final.resourcesUsed.wallTimeS, estimateSource: expect.any(String) });
+
+    // The failure views: the list shows it with its evidence, the split counts it for its service and agent.
+    const listed = await api(stack.baseUrl, 'GET', `/api/v1/audit/failures?failureClass=resource_constraint&service=kuma&limit=500`);
+    const row = listed.json.rows.find((r: { taskId: string }) => r.taskId === taskId);
+    expect(row.failure.resourceState).toEqual(final.failure.resourceState);
+    for (const [by, key] of [['service', 'kuma'], ['agent', stack.config.OPSLEDGER_AGENT_ID]]) {
+      const split = await api(stack.baseUrl, 'GET', `/api/v1/audit/failures/summary?from=1h&by=${by}&bucket=hour`);
+      const group = split.json.groups.find((g: { key: string }) => g.key === key);
+      expect(group.byClass.resource_constraint).toBeGreaterThanOrEqual(1);
+      expect(group.series.reduce((sum: number, b: { total: number }) => sum + b.total, 0)).toBe(group.total);
+    }
   });
 
   test('a playbook that fails on a missing file stays application_error: no resource rule decides', async () => {

@@ -5,6 +5,7 @@ import type { Db } from '../../db/pool';
 import { NotFoundError } from '../../errors';
 import {
   AuditQuery,
+  DurationsQuery,
   FailureSummaryQuery,
   FailuresQuery,
   IntentsQuery,
@@ -15,12 +16,13 @@ import {
 } from '../../ledger/auditFilters';
 import { nowMicros } from '../../ledger/micros';
 import { createAuditQueries } from '../../ledger/auditQueries';
-import { withIntents, type RowsPage } from '../../ledger/auditRows';
+import { toAuditRow, type RowsPage } from '../../ledger/auditRows';
 import { decodeCursor, encodeCursor } from '../../ledger/cursor';
 import type { LedgerRepository } from '../../ledger/repository';
 import {
   AuditPage,
   ByService,
+  DurationReport,
   FailureSummary,
   IntentCounts,
   ServiceDetail,
@@ -87,14 +89,25 @@ export function auditRouter({ db, ledger, openapi, cursorSecret, clock = Date.no
   openapi.registerPath({
     method: 'get',
     path: '/api/v1/audit/failures/summary',
-    summary: 'Failures (failed, timed_out and cancelled rows) in a range by failure class, of the whole ledger or one service.',
-    description: 'Range [from, to): to defaults to now, from to seven days before to. Exact at any range.',
+    summary: 'Failures (failed, timed_out and cancelled rows) in a range by failure class; split by service, agent or action, and over time.',
+    description:
+      'Range [from, to): to defaults to now, from to seven days before to. Exact at any range. ' +
+      'by=service|agent|action adds groups, each with its own counts by class; bucket=hour|day adds a series ' +
+      'over the range (UTC steps, every step listed); with both, each group has its own series. ' +
+      'service, agent and action narrow the failures counted.',
     request: { query: FailureSummaryQuery },
     responses: { 200: jsonResponse('Failures by class, every class listed', FailureSummary), 400: invalid },
   });
   router.get('/audit/failures/summary', async (req, res) => {
     const query = parseOrThrow(FailureSummaryQuery, req.query);
-    res.json((await audit.failureSummary(toTimeRange(query, now()), query.service)) satisfies FailureSummary);
+    const range = toTimeRange(query, now());
+    const { by, bucket, service, agent, action } = query;
+    // The running totals answer the plain summary at any range in constant time; a split counts rows.
+    const summary =
+      by === undefined && bucket === undefined && agent === undefined && action === undefined
+        ? await audit.failureSummary(range, service)
+        : await audit.failureBreakdown(range, { by, bucket, narrow: { service, agent, action } });
+    res.json(summary satisfies FailureSummary);
   });
 
   openapi.registerPath({
@@ -150,6 +163,23 @@ export function auditRouter({ db, ledger, openapi, cursorSecret, clock = Date.no
 
   openapi.registerPath({
     method: 'get',
+    path: '/api/v1/audit/durations',
+    summary: 'Estimated against actual duration per intent, over the runs that ended in a range.',
+    description:
+      'A run is a final row with a measured wall time (succeeded or failed after the playbook ran). ' +
+      'Each intent lists its runs, how many had an estimate, and the medians of the actual and estimated ' +
+      'seconds, of their difference and of their ratio. to defaults to now, from to seven days before to. ' +
+      'Each row of /audit, /audit/failures and a trail carries the same comparison for its own run (duration).',
+    request: { query: DurationsQuery },
+    responses: { 200: jsonResponse('Durations per intent, most runs first', DurationReport), 400: invalid },
+  });
+  router.get('/audit/durations', async (req, res) => {
+    const query = parseOrThrow(DurationsQuery, req.query);
+    res.json((await audit.durations(toTimeRange(query, now()), { service: query.service, action: query.action })) satisfies DurationReport);
+  });
+
+  openapi.registerPath({
+    method: 'get',
     path: '/api/v1/audit/tasks/{taskId}',
     summary: 'The whole ledger trail of one task, oldest first.',
     request: { params: TaskIdParams },
@@ -159,7 +189,7 @@ export function auditRouter({ db, ledger, openapi, cursorSecret, clock = Date.no
     const { taskId } = parseOrThrow(TaskIdParams, req.params);
     const rows = await ledger.trail(taskId);
     if (rows.length === 0) throw new NotFoundError(`no ledger rows for task ${taskId}`);
-    res.json({ taskId, rows: rows.map(withIntents) } satisfies TaskTrail);
+    res.json({ taskId, rows: rows.map(toAuditRow) } satisfies TaskTrail);
   });
 
   return router;
