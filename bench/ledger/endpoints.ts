@@ -2,6 +2,7 @@ import { parseOrThrow } from '../../src/api/problem';
 import type { Db } from '../../src/db/pool';
 import {
   AuditQuery,
+  DurationsQuery,
   FailureSummaryQuery,
   FailuresQuery,
   IntentsQuery,
@@ -12,7 +13,7 @@ import {
 import { microsToIso, nowMicros } from '../../src/ledger/micros';
 import { createAuditQueries } from '../../src/ledger/auditQueries';
 import { createLedgerRepository } from '../../src/ledger/repository';
-import { ACTIONS, FAILURE_CLASSES, TASK_STATUSES } from '../../contracts';
+import { ACTIONS, FAILURE_CLASSES, FAILURE_GROUPINGS, TASK_STATUSES } from '../../contracts';
 import { AGENTS, SERVICES } from './fixture';
 import { recordingDb, seededRandom, summarize, timed, type Statement, type Timings } from './measure';
 
@@ -137,6 +138,48 @@ function endpointCases(db: Db, taskIds: string[]): EndpointCase[] {
         const flags: Flags = { ...aggregateRange(r), ...(r.chance(0.5) ? { service: r.pick(SERVICES) } : {}) };
         const query = parseOrThrow(FailureSummaryQuery, flags);
         return { params: show(flags), call: () => audit.failureSummary(toTimeRange(query, nowMicros()), query.service) };
+      },
+    },
+    {
+      label: '/audit/failures/summary by= bucket=',
+      prepare: (r) => {
+        const range = aggregateRange(r);
+        // Hourly steps chart the past day or week; longer ranges are drawn by the day.
+        const recent = range.from === '1d' || range.from === '7d';
+        const flags: Flags = {
+          ...range,
+          ...(r.chance(0.7) ? { by: r.pick(FAILURE_GROUPINGS) } : {}),
+          ...(r.chance(0.6) ? { bucket: recent && r.chance(0.5) ? 'hour' : 'day' } : {}),
+        };
+        if (!flags.by && !flags.bucket) flags.by = 'agent';
+        const query = parseOrThrow(FailureSummaryQuery, flags);
+        return { params: show(flags), call: () => audit.failureBreakdown(toTimeRange(query, nowMicros()), { by: query.by, bucket: query.bucket, narrow: {} }) };
+      },
+    },
+    {
+      label: '/audit/failures/summary narrowed split (counts rows), 1 or 7 days',
+      prepare: (r) => {
+        const flags: Flags = { from: r.pick(['1d', '7d']), service: r.pick(SERVICES), by: r.pick(['agent', 'action']) };
+        const query = parseOrThrow(FailureSummaryQuery, flags);
+        return {
+          params: show(flags),
+          call: () => audit.failureBreakdown(toTimeRange(query, nowMicros()), { by: query.by, narrow: { service: query.service } }),
+        };
+      },
+    },
+    {
+      label: '/audit/durations',
+      prepare: (r) => {
+        const flags: Flags = {
+          ...aggregateRange(r),
+          ...(r.chance(0.3) ? { service: r.pick(SERVICES) } : {}),
+          ...(r.chance(0.3) ? { action: r.pick(ACTIONS) } : {}),
+        };
+        const query = parseOrThrow(DurationsQuery, flags);
+        return {
+          params: show(flags),
+          call: () => audit.durations(toTimeRange(query, nowMicros()), { service: query.service, action: query.action }),
+        };
       },
     },
     {

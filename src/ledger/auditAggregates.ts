@@ -99,7 +99,7 @@ export function createAggregateQueries(db: Db, rows: RowQueries) {
   };
 }
 
-/** Which series of ledger_count_series: the whole ledger (each row once), every service, or one. */
+/** Which series of ledger_count_series' service dimension: the whole ledger (each row once), every service, or one. */
 type Scope = { kind: 'ledger' } | { kind: 'services' } | { kind: 'service'; service: string };
 
 type Counts = Record<string, number>;
@@ -133,7 +133,7 @@ const inScope = (column: string) =>
  */
 const COUNT_SERIES_SQL = `
   WITH series AS (
-    SELECT series_id, service FROM ledger_count_series c WHERE ${inScope('c.service')}
+    SELECT series_id, c.name AS service FROM ledger_count_series c WHERE c.dimension = 'service' AND ${inScope('c.name')}
   ),
   whole AS (
     SELECT s.service,

@@ -1,8 +1,9 @@
-import { inferIntents, type DurationReport, type DurationVsEstimate, type IntentDurations, type Json } from '../../contracts';
+import { inferIntents, parseIntent, type DurationReport, type DurationVsEstimate, type IntentDurations, type Json } from '../../contracts';
 import type { Db } from '../db/pool';
+import { splitOnWholeHours } from './auditAggregates';
 import type { TimeRange } from './auditFilters';
-import { statusCondition } from './statusCondition';
 import { microsToIso } from './micros';
+import { inOneSnapshot } from './snapshot';
 
 /**
  * Estimated against actual duration. The workflow estimates a run before dispatch (the plan's
@@ -35,88 +36,143 @@ function round(n: number): number {
   return Math.round(n * 1000) / 1000;
 }
 
-type DurationRow = {
-  action: string;
-  service: string;
+/** The running sums per intent, as sql/006_audit_splits.sql keeps them (milliseconds). */
+type Sums = {
   runs: number;
+  actual_ms: number;
   estimated: number;
-  median_actual_s: number;
-  median_estimated_s: number | null;
-  median_error_s: number | null;
-  median_ratio: number | null;
+  estimated_ms: number;
+  estimated_actual_ms: number;
+  abs_error_ms: number;
   longer: number;
   shorter: number;
 };
+const SUM_NAMES = ['runs', 'actual_ms', 'estimated', 'estimated_ms', 'estimated_actual_ms', 'abs_error_ms', 'longer', 'shorter'] as const;
 
 /**
- * Runs that ended in the range, per (action, service): the final rows that carry a wall time
- * (succeeded and failed runs; a task cancelled or timed out before its playbook ran has none).
- * $1-$2 the range, $3 a service, $4 an action (NULL: any). The final rows are found through
- * sql/006_audit_splits.sql's partial index, which holds only them.
+ * The intent series' totals before the end and before the start of the whole hours ($3, $4),
+ * narrowed by action ($1) and service ($2). An intent's name is <action>_<service>, and actions
+ * have no '_'.
  */
-const DURATIONS_SQL = `
-  -- Materialized: the sorts of the medians then carry four narrow columns, not the rows' jsonb.
-  WITH runs AS MATERIALIZED (
-    SELECT t.action, s.service,
-           ${jsonNumber("t.resources_used -> 'wallTimeS'")} AS actual,
-           ${jsonNumber("t.resources_used -> 'estimatedDurationS'")} AS estimated
-    FROM tasks t
-    CROSS JOIN LATERAL (SELECT DISTINCT u FROM unnest(t.services_touched) AS u) AS s(service)
-    WHERE ${statusCondition(['succeeded', 'failed'])}
-      AND t.resources_used ? 'wallTimeS'
-      AND t.created_at >= $1::timestamptz AND t.created_at < $2::timestamptz
-      AND ($3::text IS NULL OR t.services_touched @> ARRAY[$3::text])
-      AND ($4::text IS NULL OR t.action = $4::text)
-  )
-  SELECT r.action, r.service, count(*)::int AS runs,
-         count(r.estimated)::int AS estimated,
-         percentile_cont(0.5) WITHIN GROUP (ORDER BY r.actual) AS median_actual_s,
-         percentile_cont(0.5) WITHIN GROUP (ORDER BY r.estimated) AS median_estimated_s,
-         percentile_cont(0.5) WITHIN GROUP (ORDER BY r.actual - r.estimated) AS median_error_s,
-         percentile_cont(0.5) WITHIN GROUP (ORDER BY r.actual / nullif(r.estimated, 0)) AS median_ratio,
-         count(*) FILTER (WHERE r.actual > r.estimated)::int AS longer,
-         count(*) FILTER (WHERE r.actual < r.estimated)::int AS shorter
-  FROM runs r
-  WHERE r.actual IS NOT NULL AND ($3::text IS NULL OR r.service = $3::text)
-  GROUP BY 1, 2`;
+const TOTALS_SQL = `
+  SELECT c.name, hi.durations AS hi, lo.durations AS lo
+  FROM ledger_count_series c
+  LEFT JOIN LATERAL (
+    SELECT r.durations FROM ledger_running_totals r
+    WHERE r.series_id = c.series_id AND r.hour < $3::timestamptz ORDER BY r.hour DESC LIMIT 1
+  ) AS hi ON true
+  LEFT JOIN LATERAL (
+    SELECT r.durations FROM ledger_running_totals r
+    WHERE r.series_id = c.series_id AND r.hour < $4::timestamptz ORDER BY r.hour DESC LIMIT 1
+  ) AS lo ON true
+  WHERE c.dimension = 'intent'
+    AND ($1::text IS NULL OR split_part(c.name, '_', 1) = $1::text)
+    AND ($2::text IS NULL OR substr(c.name, strpos(c.name, '_') + 1) = $2::text)`;
 
-/** A jsonb number as float8, NULL for anything else (a cast of a string would fail the query). */
-function jsonNumber(expression: string): string {
-  return `CASE WHEN jsonb_typeof(${expression}) = 'number' THEN (${expression})::float8 END`;
-}
+/**
+ * Runs counted one by one: the partial hours at the range's ends ([$1, $2), [$3, $4)) from tasks,
+ * and the runs in the whole hours ([$5, $6)) that the totals do not count yet; $7 an action, $8 a
+ * service.
+ */
+const RUNS_SQL = `
+  SELECT r.action, r.services, r.wall_ms::float8 AS wall_ms, r.estimated_ms::float8 AS estimated_ms
+  FROM (
+    SELECT t.action, t.services_touched AS services,
+           ledger_run_ms(t.status, t.resources_used, 'wallTimeS') AS wall_ms,
+           ledger_run_ms(t.status, t.resources_used, 'estimatedDurationS') AS estimated_ms
+    FROM tasks t
+    WHERE t.status IN ('succeeded', 'failed')
+      AND ((t.created_at >= $1::timestamptz AND t.created_at < $2::timestamptz)
+        OR (t.created_at >= $3::timestamptz AND t.created_at < $4::timestamptz))
+    UNION ALL
+    SELECT u.action, u.services, u.wall_ms, u.estimated_ms
+    FROM ledger_uncounted_rows() u
+    WHERE u.created_at >= $5::timestamptz AND u.created_at < $6::timestamptz
+  ) AS r
+  WHERE r.wall_ms IS NOT NULL
+    AND ($7::text IS NULL OR r.action = $7::text)
+    AND ($8::text IS NULL OR r.services @> ARRAY[$8::text])`;
+
+type TotalsRow = { name: string; hi: Partial<Sums> | null; lo: Partial<Sums> | null };
+type RunRow = { action: string; services: string[]; wall_ms: number; estimated_ms: number | null };
 
 export function createDurationQueries(db: Db) {
   return {
     /** Estimated against actual duration per intent over the runs that ended in the range. */
     async durations(range: TimeRange, narrow: { service?: string; action?: string } = {}): Promise<DurationReport> {
-      const rows = await db.query<DurationRow>(DURATIONS_SQL, [
-        microsToIso(range.from),
-        microsToIso(range.to),
-        narrow.service ?? null,
-        narrow.action ?? null,
+      const { whole, edges } = splitOnWholeHours(range);
+      const [totals, runs] = await inOneSnapshot(db, async (client) => [
+        whole.from < whole.to
+          ? (await client.query<TotalsRow>(TOTALS_SQL, [narrow.action ?? null, narrow.service ?? null, microsToIso(whole.to), microsToIso(whole.from)])).rows
+          : [],
+        (
+          await client.query<RunRow>(RUNS_SQL, [
+            ...edges.flatMap((e) => [microsToIso(e.from), microsToIso(e.to)]),
+            microsToIso(whole.from),
+            microsToIso(whole.to),
+            narrow.action ?? null,
+            narrow.service ?? null,
+          ])
+        ).rows,
       ]);
+      const sums = new Map<string, Sums>();
+      const sumsOf = (intent: string) => {
+        const found = sums.get(intent) ?? emptySums();
+        sums.set(intent, found);
+        return found;
+      };
+      for (const row of totals) {
+        const s = sumsOf(row.name);
+        for (const name of SUM_NAMES) s[name] += (row.hi?.[name] ?? 0) - (row.lo?.[name] ?? 0);
+      }
+      for (const run of runs) {
+        const services = narrow.service === undefined ? run.services : [narrow.service];
+        for (const intent of inferIntents(run.action, services)) addRun(sumsOf(intent), run);
+      }
       return {
         from: microsToIso(range.from),
         to: microsToIso(range.to),
-        intents: rows.map(intentDurations).sort((a, b) => b.runs - a.runs || (a.intent < b.intent ? -1 : a.intent > b.intent ? 1 : 0)),
+        intents: [...sums]
+          .filter(([, s]) => s.runs > 0)
+          .map(([intent, s]) => intentDurations(intent, s))
+          .sort((a, b) => b.runs - a.runs || (a.intent < b.intent ? -1 : a.intent > b.intent ? 1 : 0)),
       };
     },
   };
 }
 
-function intentDurations(row: DurationRow): IntentDurations {
-  const optional = (n: number | null) => (n === null ? null : round(n));
+function emptySums(): Sums {
+  return Object.fromEntries(SUM_NAMES.map((n) => [n, 0])) as Sums;
+}
+
+/** What one run adds to its intent's sums: the same amounts as the catch-up adds to the totals. */
+function addRun(s: Sums, run: RunRow): void {
+  s.runs += 1;
+  s.actual_ms += run.wall_ms;
+  if (run.estimated_ms === null) return;
+  s.estimated += 1;
+  s.estimated_ms += run.estimated_ms;
+  s.estimated_actual_ms += run.wall_ms;
+  s.abs_error_ms += Math.abs(run.wall_ms - run.estimated_ms);
+  if (run.wall_ms > run.estimated_ms) s.longer += 1;
+  if (run.wall_ms < run.estimated_ms) s.shorter += 1;
+}
+
+function intentDurations(intent: string, s: Sums): IntentDurations {
+  const { action, service } = parseIntent(intent)!;
+  const perEstimated = (ms: number) => (s.estimated === 0 ? null : round(ms / s.estimated / 1000));
   return {
-    intent: inferIntents(row.action, [row.service])[0]!,
-    action: row.action,
-    service: row.service,
-    runs: row.runs,
-    estimated: row.estimated,
-    medianActualS: round(row.median_actual_s),
-    medianEstimatedS: optional(row.median_estimated_s),
-    medianErrorS: optional(row.median_error_s),
-    medianRatio: optional(row.median_ratio),
-    longerThanEstimated: row.longer,
-    shorterThanEstimated: row.shorter,
+    intent,
+    action,
+    service,
+    runs: s.runs,
+    meanActualS: round(s.actual_ms / s.runs / 1000),
+    estimated: s.estimated,
+    meanEstimatedS: perEstimated(s.estimated_ms),
+    meanErrorS: perEstimated(s.estimated_actual_ms - s.estimated_ms),
+    meanAbsoluteErrorS: perEstimated(s.abs_error_ms),
+    actualOverEstimate: s.estimated === 0 || s.estimated_ms === 0 ? null : round(s.estimated_actual_ms / s.estimated_ms),
+    longerThanEstimated: s.longer,
+    shorterThanEstimated: s.shorter,
   };
 }

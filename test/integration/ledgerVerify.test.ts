@@ -335,7 +335,7 @@ describe('ledger verification', () => {
     const ledger = createLedgerRepository(app);
     await ledger.append({ ...entry('first-seen-0', 1), services: ['first-seen'] });
     await ledger.append({ ...entry('first-seen-0', 2), services: ['first-seen', 'kuma'] });
-    const series = await owner.query(`SELECT 1 FROM ledger_count_series WHERE service = 'first-seen'`);
+    const series = await owner.query(`SELECT 1 FROM ledger_count_series WHERE dimension = 'service' AND name = 'first-seen'`);
     expect(series.rowCount).toBe(0);
 
     const audit = createAuditQueries(app);

@@ -162,6 +162,14 @@ describe('task pipeline through the API, the dev server and ansible-playbook', (
     const second = await run(`${service}-second`);
     expect(second).toMatchObject({ estimatedDurationS: planned.wallTimeS, estimateSource: 'median of 1 past runs' });
     expect(second.wallTimeS).toBeGreaterThan(0);
+
+    // And as an answer: how far the intent's runs were from their estimates.
+    const report = await api(stack.baseUrl, 'GET', `/api/v1/audit/durations?from=1h&service=${service}`);
+    const sum = planned.wallTimeS + second.wallTimeS;
+    expect(report.json.intents).toEqual([
+      expect.objectContaining({ intent: `backup_${service}`, runs: 2, estimated: 2, meanActualS: expect.closeTo(sum / 2, 2) }),
+    ]);
+    expect(report.json.intents[0].meanEstimatedS).toBeCloseTo((12 + planned.wallTimeS) / 2, 2);
   });
 
   describe('bad input is answered 400 problem+json naming the field and starts nothing', () => {
