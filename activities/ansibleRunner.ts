@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import { isLocalHostList, isReservedVarName, RESERVED_VAR_MESSAGE, type Json, type PlaybookProgress, type PlaybookRun } from '../contracts';
 import { AnsibleEventFold, secretScrubber, type Scrub } from './ansibleEvents';
 import { PlaybookNotFoundError, ValidationError } from '../src/errors';
+import { availableMemoryMb, kernelClockUs, oomReportsBetween } from './kernelLog';
 import { killProcessGroup, sampleProcessGroup } from './processTree';
 
 export interface PlaybookRequest {
@@ -117,6 +118,7 @@ function playbookEnvironment(workerEnv: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 
 const MEMORY_SAMPLE_MS = 250;
 const GPU_SAMPLE_EVERY = 4;
+const KERNEL_LOG_MARGIN_US = 1_000_000n;
 
 export function createAnsibleRunner(options: AnsibleRunnerOptions): PlaybookRunner {
   const ansiblePlaybook = options.ansiblePlaybook ?? 'ansible-playbook';
@@ -150,6 +152,7 @@ function spawnPlaybook(
 ): Promise<PlaybookRun> {
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint();
+    const availableAtStartMb = availableMemoryMb();
     const child = spawn('python3', args, {
       cwd,
       detached: true, // its own process group, so cancellation kills every fork
@@ -228,8 +231,11 @@ function spawnPlaybook(
         // Failed before any task ran (syntax error, missing role...): ansible explains on stderr.
         keyMessages.push(...tail.filter((l) => l.startsWith('stderr: ')).slice(-5).map((l) => l.slice(8)));
       }
+      const result = stopReason ?? (code === 0 ? 'succeeded' : 'failed');
+      // A second either side: the kernel log's clock and ours agree only to milliseconds.
+      const kernelOom = result === 'failed' ? oomReportsBetween(started / 1000n - KERNEL_LOG_MARGIN_US, kernelClockUs() + KERNEL_LOG_MARGIN_US) : null;
       resolve({
-        result: stopReason ?? (code === 0 ? 'succeeded' : 'failed'),
+        result,
         exitCode: code,
         counts: fold.counts,
         keyMessages,
@@ -246,6 +252,8 @@ function spawnPlaybook(
           // Killed before it could report: the close event's signal is the wrapper's own.
           playbookSignal: report.signal ?? closeSignal ?? null,
           failedResults: [...fold.failedResults],
+          availableMemoryMbAtStart: availableAtStartMb,
+          ...(kernelOom?.length ? { kernelOom } : {}),
         },
       });
     });

@@ -105,6 +105,8 @@ export interface RunEvidence {
   /** The signal that ended ansible-playbook itself (e.g. SIGKILL), or null where it exited. */
   playbookSignal: string | null;
   failedResults: FailedResult[];
-  /** Lines of the kernel's OOM report about the playbook's processes, where the kernel log can be read. */
+  /** The OOM killer's reports the agent's kernel logged while the run went on, where its log can be read. */
   kernelOom?: string[];
+  /** What the agent had available (MemAvailable) when the run began; null where it cannot tell. */
+  availableMemoryMbAtStart?: number | null;
 }

@@ -31,6 +31,8 @@ export interface ResourceState {
   kernelOom?: string[];
   peakMemoryMb: number;
   requestedMemoryMb: number | null;
+  /** What the agent had available when the run began. */
+  availableMemoryMbAtStart: number | null;
   gpuVramMb: number | null;
   requestedGpuVramMb: number | null;
   /** Recorded, but no rule on its own: the run measured more than it asked for. */
@@ -55,7 +57,8 @@ function killedBySigkill(rc: number | null): boolean {
 /**
  * The whole rule for a run that ended: the class, and the resource evidence to keep. A SIGKILL
  * counts as a resource failure only when the peak memory was at or above what the task asked for
- * (a kill for another reason stays with its other class), or the kernel's OOM report names it.
+ * or what the agent had available when the run began (a kill for another reason stays with its
+ * other class), or when the agent's kernel logged an OOM kill while the run went on.
  */
 export function classifyRun(run: PlaybookRun, needs?: Partial<Requirements>): RunClassification {
   const base = baseClass(run);
@@ -85,9 +88,12 @@ export function classifyRun(run: PlaybookRun, needs?: Partial<Requirements>): Ru
   if (requestedGpuVramMb !== null && run.resources.gpuVramMb !== null && run.resources.gpuVramMb > requestedGpuVramMb) {
     contributing.push(`peak VRAM ${run.resources.gpuVramMb} MB exceeded the ${requestedGpuVramMb} MB asked for`);
   }
+  const available = evidence?.availableMemoryMbAtStart ?? null;
+  const atMemoryLimit = (requestedMemoryMb !== null && peak >= requestedMemoryMb) || (available !== null && peak >= available);
   const decidedBy: ResourceState['decidedBy'] = [];
-  if (killedBySignal.length > 0 && requestedMemoryMb !== null && peak >= requestedMemoryMb) decidedBy.push('sigkill_at_memory_limit');
-  if ((evidence?.kernelOom ?? []).length > 0) decidedBy.push('kernel_oom');
+  if (killedBySignal.length > 0 && atMemoryLimit) decidedBy.push('sigkill_at_memory_limit');
+  // The kernel log is the agent's, not the run's: an OOM kill in it speaks for a run that was killed.
+  if (killedBySignal.length > 0 && (evidence?.kernelOom ?? []).length > 0) decidedBy.push('kernel_oom');
   if (messages.length > 0) decidedBy.push('resource_message');
   const found = decidedBy.length > 0 || contributing.length > 0 || killedBySignal.length > 0;
   const resourceState: ResourceState | undefined = found
@@ -98,6 +104,7 @@ export function classifyRun(run: PlaybookRun, needs?: Partial<Requirements>): Ru
         ...(evidence?.kernelOom?.length ? { kernelOom: evidence.kernelOom } : {}),
         peakMemoryMb: peak,
         requestedMemoryMb,
+        availableMemoryMbAtStart: available,
         gpuVramMb: run.resources.gpuVramMb,
         requestedGpuVramMb,
         contributing,

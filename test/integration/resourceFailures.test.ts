@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createAnsibleRunner } from '../../activities/ansibleRunner';
 import { classifyRun } from '../../workflows/failureClasses';
+import { makeMemoryCgroup } from '../support/memoryCgroup';
 import { api, eventually, startTestStack, type TestStack } from '../support/stack';
 
 describe('the runner reports the evidence it measured', () => {
@@ -87,6 +88,33 @@ describe('resource failures through the API, the dev server and a real ansible-p
       expect(group.byClass.resource_constraint).toBeGreaterThanOrEqual(1);
       expect(group.series.reduce((sum: number, b: { total: number }) => sum + b.total, 0)).toBe(group.total);
     }
+  });
+
+  // Where a memory cgroup can be made here; elsewhere the kernel OOM rule is covered by the unit
+  // tests on a captured kernel log (test/unit/kernelLog.test.ts, failureClasses.test.ts).
+  const cgroup = makeMemoryCgroup(`opsledger-test-${process.pid}`, 48);
+  afterAll(() => cgroup?.remove());
+  (cgroup ? test : test.skip)('a playbook the kernel OOM-kills in its memory cgroup is resource_constraint, decided by kernel_oom', async () => {
+    const taskId = `kernel-oom-${Date.now()}`;
+    const submit = await api(stack.baseUrl, 'POST', '/api/v1/tasks', {
+      taskId,
+      action: 'deploy',
+      services: ['kuma'],
+      playbook: 'memory-cgroup.yml',
+      // Far more than the run holds: only the kernel's report can make this a resource failure.
+      requirements: { memoryMb: 2048 },
+      extraVars: { cgroup_procs: cgroup!.procs, allocate_mb: 512 },
+    });
+    expect(submit.status).toBe(202);
+    const final = await finalRow(taskId);
+    expect(final).toMatchObject({ status: 'failed', failureClass: 'resource_constraint' });
+    expect(final.failure.resourceState).toMatchObject({
+      decidedBy: ['kernel_oom'],
+      killedBySignal: [{ source: 'task', signal: 'SIGKILL' }],
+      kernelOom: expect.arrayContaining([expect.stringMatching(/Killed process \d+ \(python3\)/)]),
+      requestedMemoryMb: 2048,
+      availableMemoryMbAtStart: expect.any(Number),
+    });
   });
 
   test('a playbook that fails on a missing file stays application_error: no resource rule decides', async () => {

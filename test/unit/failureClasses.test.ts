@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { AnsibleEventFold } from '../../activities/ansibleEvents';
+import { oomReportsBetween } from '../../activities/kernelLog';
 import type { PlaybookRun } from '../../contracts';
 import { classifyRun, runFailureClass } from '../../workflows/failureClasses';
 
@@ -67,10 +68,30 @@ describe('failure-class rules on captured real ansible output', () => {
     });
   });
 
-  test('the kernel OOM report decides where the runner could read it', () => {
-    const run = runFrom('fail-module.jsonl');
-    run.evidence!.kernelOom = ['Out of memory: Killed process 4242 (python3)'];
-    expect(classifyRun(run, NEEDS)).toMatchObject({ failureClass: 'resource_constraint', resourceState: { decidedBy: ['kernel_oom'] } });
+  test('an OOM kill in the agent\'s kernel log decides for a run that was killed, and only then', () => {
+    const kernelOom = oomReportsBetween(2_500_000_000n, 2_501_000_000n, path.join(__dirname, '..', 'fixtures', 'kernel', 'memcg-oom.kmsg'))!;
+    // Killed below the memory it asked for: only the kernel's report makes it a resource failure.
+    const killed = runFrom('sigkill.jsonl', { peakMemoryMb: 30 });
+    killed.evidence!.kernelOom = kernelOom;
+    expect(classifyRun(killed, { ...NEEDS, memoryMb: 512 })).toMatchObject({
+      failureClass: 'resource_constraint',
+      resourceState: { decidedBy: ['kernel_oom'], kernelOom },
+    });
+    // Another process's OOM kill on the same agent says nothing about a run that failed on its own.
+    const failed = runFrom('fail-module.jsonl');
+    failed.evidence!.kernelOom = kernelOom;
+    expect(classifyRun(failed, NEEDS).failureClass).toBe('application_error');
+  });
+
+  test('a SIGKILL at the memory the agent had available is resource_constraint, whatever the task asked for', () => {
+    const run = runFrom('sigkill.jsonl', { peakMemoryMb: 210 });
+    run.evidence!.availableMemoryMbAtStart = 200;
+    expect(classifyRun(run, { ...NEEDS, memoryMb: 4096 })).toMatchObject({
+      failureClass: 'resource_constraint',
+      resourceState: { decidedBy: ['sigkill_at_memory_limit'], peakMemoryMb: 210, requestedMemoryMb: 4096, availableMemoryMbAtStart: 200 },
+    });
+    run.evidence!.availableMemoryMbAtStart = 8000;
+    expect(classifyRun(run, { ...NEEDS, memoryMb: 4096 }).failureClass).toBe('application_error');
   });
 
   test('measured VRAM above the stated requirement is a contributing fact, not a class on its own', () => {
