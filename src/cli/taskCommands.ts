@@ -22,6 +22,7 @@ export function registerTaskCommands(program: Command): void {
     .option('--cpu <cores>', 'CPU the task needs', Number)
     .option('--memory-mb <mb>', 'memory the task needs', Number)
     .option('--gpu-vram-mb <mb>', 'GPU VRAM the task needs', Number)
+    .option('--max-wait <seconds>', 'how long the task may wait for an agent before it fails (default OPSLEDGER_MAX_WAIT_S)', Number)
     .option('--check', 'run ansible-playbook --check')
     .option('--requested-by <who>', "a note kept in the queued row; its actor is the token's principal")
     .option('--follow', 'show the live state until the task ends; exit 1 unless it succeeded')
@@ -99,7 +100,7 @@ export function registerTaskCommands(program: Command): void {
 type SubmitOptions = {
   file?: string; taskId?: string; action?: string; service?: string[]; playbook?: string; inventory?: string;
   var?: string[]; secret?: string[]; priority?: number; cpu?: number; memoryMb?: number; gpuVramMb?: number;
-  check?: boolean; requestedBy?: string; follow?: boolean;
+  maxWait?: number; check?: boolean; requestedBy?: string; follow?: boolean;
 };
 
 function submitBody(opts: SubmitOptions): Record<string, unknown> {
@@ -117,6 +118,7 @@ function submitBody(opts: SubmitOptions): Record<string, unknown> {
     secretVars: opts.secret && keyValues(opts.secret),
     priority: opts.priority,
     requirements: Object.keys(requirements).length ? requirements : undefined,
+    maxWaitS: opts.maxWait,
     checkMode: opts.check,
     requestedBy: opts.requestedBy,
   };

@@ -78,6 +78,21 @@ describe('the opsledger CLI', () => {
     expect(failed.stdout).toMatch(/failed \(application_error\)/);
   });
 
+  test('--max-wait is the task\'s maxWaitS; a task no agent could ever take is refused at once', async () => {
+    // What the bound does to a waiting task is waitDeadline.test.ts's; here, that the flag is the field.
+    const bounded = await opsledger(['submit', '--action', 'check', '--service', 'gpu', '--playbook', 'ping.yml', '--max-wait', '600', '--follow'], env);
+    expect(bounded.stderr).toBe('');
+    expect(bounded.code).toBe(0);
+    const bad = await opsledger(['submit', '--action', 'check', '--service', 'gpu', '--playbook', 'ping.yml', '--max-wait', 'soon'], env);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/400 .*maxWaitS/);
+
+    const never = await opsledger(['submit', '--action', 'check', '--service', 'gpu', '--playbook', 'ping.yml', '--gpu-vram-mb', '1000000'], env);
+    expect(never.code).toBe(1);
+    expect(never.stderr).toContain('422 No agent can ever fit the task');
+    expect(never.stderr).toContain('needs 1000000 MiB GPU VRAM');
+  });
+
   test('a bad submission is explained, naming the field', async () => {
     const bad = await opsledger(['submit', '--action', 'explode', '--service', 'kuma', '--playbook', 'ping.yml'], env);
     expect(bad.code).toBe(1);
