@@ -32,6 +32,10 @@ export const TaskState = z
         shortfall: z.string().nullable(),
         position: z.number().int().optional(),
         heldBy: z.string().optional(),
+        deadline: z.iso
+          .datetime()
+          .optional()
+          .meta({ description: 'When the wait ends in failure (resource_constraint) unless the task is dispatched first: maxWaitS after the wait began' }),
       })
       .optional()
       .meta({ description: 'Set while the task waits before dispatch.' }),

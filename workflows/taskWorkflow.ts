@@ -94,6 +94,8 @@ class TaskRun {
   private lastRecorded?: TaskStatus;
   /** Why the previous run was lost to infrastructure, for the next `dispatched` row. */
   private lostRun?: string;
+  /** When the current wait for dispatch runs out (epoch ms); undefined when unbounded. */
+  private waitDeadline?: number;
 
   constructor(private readonly input: TaskWorkflowInput) {
     this.state = {
@@ -110,7 +112,7 @@ class TaskRun {
   }
 
   installHandlers(): void {
-    setHandler(stateQuery, () => this.state);
+    setHandler(stateQuery, () => this.liveState());
     // The signal's grant is never dispatched on as sent: a copy that outlived its reservation (an
     // operator command raced it, or its run was lost) or one sent by anyone who can reach Temporal
     // must not place a task that admission has not reserved for.
@@ -194,6 +196,7 @@ class TaskRun {
     const maxWaitS = this.input.maxWaitS ?? this.input.runtime.maxWaitS;
     const waitingSince = Date.now();
     const deadline = maxWaitS === undefined ? undefined : waitingSince + maxWaitS * 1000;
+    this.waitDeadline = deadline;
     let lastShortfall: string | null = null;
     for (;;) {
       for (let cmd = this.commands.shift(); cmd; cmd = this.commands.shift()) {
@@ -436,6 +439,12 @@ class TaskRun {
     if (this.phase !== 'admission') {
       throw new Error(`cannot ${command} task ${this.input.taskId}: it is ${this.state.status}, not waiting for dispatch`);
     }
+  }
+
+  /** The state as the query answers it: a wait shows when it runs out. */
+  private liveState(): TaskState {
+    if (!this.state.waiting || this.waitDeadline === undefined) return this.state;
+    return { ...this.state, waiting: { ...this.state.waiting, deadline: new Date(this.waitDeadline).toISOString() } };
   }
 
   private wait(admission: Extract<Admission, { admitted: false }>): void {

@@ -142,7 +142,8 @@ export function describeState(state: Pick<LiveTask, 'taskId' | 'status' | 'waiti
       if (!w) return `${state.taskId}: waiting`;
       if (w.reason === 'operator_hold') return `${state.taskId}: held by ${w.heldBy ?? 'an operator'}`;
       if (w.reason === 'dispatch_hold') return `${state.taskId}: waiting, dispatch is held`;
-      return `${state.taskId}: waiting for capacity${w.shortfall ? ` (${w.shortfall})` : ''}${w.position ? `, #${w.position} in queue` : ''}`;
+      const until = w.deadline ? `, fails at ${w.deadline} unless dispatched` : '';
+      return `${state.taskId}: waiting for capacity${w.shortfall ? ` (${w.shortfall})` : ''}${w.position ? `, #${w.position} in queue` : ''}${until}`;
     }
     case 'running':
       return `${state.taskId}: running on ${state.agent}${state.progress?.task ? `: TASK [${state.progress.task}]` : ''}`;

@@ -81,8 +81,15 @@ describe('wait deadline and tasks that can never fit', () => {
 
   test('an override before the deadline still dispatches', async () => {
     const taskId = uid('override');
+    const submittedAt = Date.now();
     expect((await submit(taskId, { requirements: { memoryMb: 4096 }, maxWaitS: 600 })).status).toBe(202);
     await eventually(async () => ((await trail(taskId)).some((r) => r.status === 'paused') ? true : undefined));
+    // The live state says when the wait runs out: maxWaitS after it began.
+    const waiting = (await api(stack.baseUrl, 'GET', `/api/v1/tasks/${taskId}`)).json.waiting;
+    expect(waiting).toMatchObject({ reason: 'capacity', deadline: expect.any(String) });
+    // Same machine, same clock; the workflow's wait began between the submit and now (ms precision).
+    expect(Date.parse(waiting.deadline)).toBeGreaterThanOrEqual(submittedAt - 1 + 600_000);
+    expect(Date.parse(waiting.deadline)).toBeLessThanOrEqual(Date.now() + 600_000);
     const res = await api(stack.baseUrl, 'POST', `/api/v1/tasks/${taskId}/override`, { by: 'alice' }, TEST_TOKENS.operator);
     expect(res.status).toBe(200);
     const rows = await untilFinal(taskId);
