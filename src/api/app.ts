@@ -9,6 +9,7 @@ import type { LedgerRepository } from '../ledger/repository';
 import { logger } from '../logger';
 import { httpRequestSeconds } from '../metrics';
 import { authenticate, requireRole, type TokenConfig } from './auth';
+import { refuseNulCharacters } from './textGuard';
 import { buildOpenApiDocument, createOpenApiRegistry } from './openapi';
 import { problemHandler } from './problem';
 import { agentsRouter } from './routes/agents';
@@ -47,6 +48,7 @@ export function createApp(deps: AppDeps): Express {
     }),
   );
   app.use(express.json({ limit: '1mb' }));
+  app.use(refuseNulCharacters);
   app.use(authenticate(deps.tokens));
   app.use((req, res, next) => {
     const started = process.hrtime.bigint();

@@ -39,6 +39,13 @@ export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown, pre
   return parsed.data;
 }
 
+const BODY_ERRORS: Record<string, string> = {
+  'entity.parse.failed': 'request body is not valid JSON',
+  'entity.too.large': 'request body is too large',
+  'charset.unsupported': 'request body charset is not supported: send UTF-8',
+  'encoding.unsupported': 'request body content-encoding is not supported',
+};
+
 /** The one mapping from errors to problem+json. */
 export const problemHandler: ErrorRequestHandler = (err, req, res, _next) => {
   if (err instanceof OpsError) {
@@ -52,13 +59,15 @@ export const problemHandler: ErrorRequestHandler = (err, req, res, _next) => {
     });
     return;
   }
-  const bodyError = err as { type?: string; status?: number; message?: string };
-  if (bodyError.type === 'entity.parse.failed' || bodyError.type === 'entity.too.large') {
+  const bodyError = err as { type?: string; status?: number; expose?: boolean; message?: string };
+  // body-parser's refusals (bad JSON, too large, an unsupported charset or encoding...) are the
+  // client's: 4xx, exposed, with a type of their own.
+  if (typeof bodyError.type === 'string' && bodyError.expose && bodyError.status && bodyError.status >= 400 && bodyError.status < 500) {
     sendProblem(res, {
       type: 'https://opsledger.dev/problems/ValidationError',
       title: 'Invalid request',
-      status: bodyError.status ?? 400,
-      detail: bodyError.type === 'entity.too.large' ? 'request body is too large' : 'request body is not valid JSON',
+      status: bodyError.status,
+      detail: BODY_ERRORS[bodyError.type] ?? 'the request body could not be read',
       instance: req.originalUrl,
       errors: [{ field: '(body)', message: bodyError.message ?? 'malformed' }],
     });
