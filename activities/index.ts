@@ -29,6 +29,17 @@ export function createActivities(deps: ActivityDeps) {
       await nonRetryableWhereHopeless(() => deps.ledger.append(row));
     },
 
+    /**
+     * The final row and the release of the task's reservation and queue row, in one call: each of
+     * the two is safe to repeat (the row by its (taskId, runId, seq), the release by deleting what
+     * is there), so a retried call leaves the same rows behind.
+     */
+    async recordFinalDecision(entry: LedgerEntry): Promise<void> {
+      const row = rowOfRecord(entry, deps.secretKey);
+      await nonRetryableWhereHopeless(() => deps.ledger.append(row));
+      await deps.admission.finish(entry.taskId);
+    },
+
     /** Estimated duration: the plan's, else the median of past runs of the same intent. */
     async estimateDuration(task: { action: string; services: string[]; planned?: number }): Promise<DurationEstimate> {
       if (task.planned !== undefined) return { seconds: task.planned, source: 'plan' };

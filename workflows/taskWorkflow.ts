@@ -4,12 +4,16 @@ import {
   condition,
   isCancellation,
   currentUpdateInfo,
+  patched,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
+  type ActivityOptions,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities';
+import type { SearchAttributeUpdatePair } from '@temporalio/common';
+import type { Activities, DurationEstimate } from '../activities';
 import type {
   ActorClaim,
   Admission,
@@ -33,10 +37,24 @@ import { activityFailureClass, classifyRun, failureMessage } from './failureClas
 import { outcomeOf, planOf } from './ledgerPayloads';
 import { cancelUpdate, capacityGrantedSignal, overrideUpdate, pauseUpdate, resumeUpdate, stateQuery } from './messages';
 
-const { recordDecision, admit, holdTask, releaseHold, overrideAdmission, finishTask, estimateDuration } = proxyActivities<Activities>({
+/** The steps that only touch PostgreSQL: the ledger appends, admission, holds, the estimate, the finish. */
+const POSTGRES_STEPS: Pick<ActivityOptions, 'startToCloseTimeout' | 'retry'> = {
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
-});
+};
+
+/** Each step a round trip through the server: how runs that began before the patch go on. */
+const remoteSteps = proxyActivities<Activities>(POSTGRES_STEPS);
+
+/**
+ * Each step run by the worker inside the workflow task, one marker in history. A local activity
+ * retried, or run again after a crash lost its workflow task, repeats what it did: every step is
+ * idempotent (a ledger row by its (taskId, runId, seq), admission by the reservation it finds).
+ */
+const localSteps = proxyLocalActivities<Activities>(POSTGRES_STEPS);
+
+/** Runs started since this patch take their PostgreSQL steps locally and upsert once per transition. */
+export const LOCAL_POSTGRES_STEPS_PATCH = 'local-postgres-steps';
 
 export interface TaskResult {
   taskId: string;
@@ -94,6 +112,11 @@ class TaskRun {
   private lastRecorded?: TaskStatus;
   /** Why the previous run was lost to infrastructure, for the next `dispatched` row. */
   private lostRun?: string;
+  /** Whether this run takes its PostgreSQL steps locally; decided once, at its start. */
+  private local = false;
+  private steps = remoteSteps;
+  /** The final row's step already freed the reservation and queue row. */
+  private released = false;
 
   constructor(private readonly input: TaskWorkflowInput) {
     this.state = {
@@ -147,6 +170,8 @@ class TaskRun {
   }
 
   async execute(): Promise<TaskResult> {
+    this.local = patched(LOCAL_POSTGRES_STEPS_PATCH);
+    if (this.local) this.steps = localSteps;
     const { requestedBy } = this.input;
     await this.record('queued', {
       ...attributed(this.submitter()),
@@ -174,7 +199,7 @@ class TaskRun {
       }
       throw err;
     } finally {
-      await CancellationScope.nonCancellable(() => finishTask(this.input.taskId));
+      if (!this.released) await CancellationScope.nonCancellable(() => this.steps.finishTask(this.input.taskId));
       this.phase = 'final';
       this.drainCommands();
     }
@@ -204,7 +229,7 @@ class TaskRun {
       }
       if (this.askAdmission && !this.held) {
         this.askAdmission = false;
-        const admission = await admit(this.admissionRequest());
+        const admission = await this.steps.admit(this.admissionRequest());
         if (admission.admitted) return this.resumedByDispatcher(admission);
         lastShortfall = admission.shortfall ?? lastShortfall ?? admission.reason;
         const waitKey = `${admission.reason}|${admission.shortfall}`;
@@ -258,21 +283,21 @@ class TaskRun {
     const { actor } = cmd.caller;
     switch (cmd.kind) {
       case 'hold':
-        await holdTask(this.admissionRequest(), actor);
+        await this.steps.holdTask(this.admissionRequest(), actor);
         this.held = true;
         await this.record('paused', { ...attributed(cmd.caller), outcome: { reason: 'operator_hold', note: cmd.reason ?? null, ...said(cmd.caller) } });
         this.state.waiting = { reason: 'operator_hold', shortfall: null, heldBy: actor };
         this.setStatus('paused');
         return undefined;
       case 'resume':
-        await releaseHold(this.input.taskId);
+        await this.steps.releaseHold(this.input.taskId);
         this.held = false;
         this.askAdmission = true;
         await this.record('resumed', { ...attributed(cmd.caller), outcome: { from: 'operator_hold', ...said(cmd.caller) } });
         this.state.waiting = { reason: 'capacity', shortfall: null };
         return undefined;
       case 'override': {
-        const grant = await overrideAdmission(this.admissionRequest(), cmd.agentId);
+        const grant = await this.steps.overrideAdmission(this.admissionRequest(), cmd.agentId);
         if (!grant) {
           throw new CommandRefused(
             cmd.agentId ? `agent ${cmd.agentId} is not live in pool ${this.input.runtime.pool}` : 'no live agent to override onto',
@@ -303,8 +328,6 @@ class TaskRun {
     });
     this.state.agent = grant.agentId;
     this.state.waiting = undefined;
-    upsertSearchAttributes([{ key: OpsAgent, value: grant.agentId }]);
-    this.setStatus('dispatched');
 
     const { runPlaybook } = proxyActivities<Activities>({
       taskQueue: grant.taskQueue,
@@ -315,12 +338,7 @@ class TaskRun {
       retry: { maximumAttempts: 1 },
       cancellationType: 'WAIT_CANCELLATION_COMPLETED',
     });
-    const estimate = await estimateDuration({
-      action: this.input.action,
-      services: this.input.services,
-      planned: this.input.plan?.estimatedDurationS,
-    });
-    this.setStatus('running');
+    const estimate = await this.markRunning(grant.agentId);
     let run: PlaybookRun;
     try {
       this.executionScope = new CancellationScope();
@@ -341,7 +359,7 @@ class TaskRun {
       const failure = { message: failureMessage(err), stack: (err as Error).stack, context: { agent: grant.agentId, attempt: this.state.attempt, plan: planOf(this.input) } };
       if (failureClass === 'infrastructure' && this.state.attempt < this.input.runtime.maxInfraAttempts) {
         this.lostRun = `attempt ${this.state.attempt} on ${grant.agentId}: ${failure.message}`;
-        await finishTask(this.input.taskId);
+        await this.steps.finishTask(this.input.taskId);
         this.phase = 'admission';
         // Back to admission: the Temporal UI's OpsStatus must not keep saying `running`.
         this.setStatus('queued');
@@ -374,8 +392,32 @@ class TaskRun {
     }, run.result);
   }
 
+  /**
+   * Dispatched, then running, with the duration estimate in between. Since the patch the estimate
+   * is a local step (none at all when the plan gives one), so no workflow task ends between the two
+   * and one upsert says both the agent and `running`.
+   */
+  private async markRunning(agentId: string): Promise<DurationEstimate> {
+    const agent: SearchAttributeUpdatePair = { key: OpsAgent, value: agentId };
+    const planned = this.input.plan?.estimatedDurationS;
+    const task = { action: this.input.action, services: this.input.services, planned };
+    if (!this.local) {
+      upsertSearchAttributes([agent]);
+      this.setStatus('dispatched');
+      const estimate = await this.steps.estimateDuration(task);
+      this.setStatus('running');
+      return estimate;
+    }
+    this.state.status = 'dispatched';
+    const estimate = planned === undefined ? await this.steps.estimateDuration(task) : { seconds: planned, source: 'plan' };
+    this.setStatus('running', [agent]);
+    return estimate;
+  }
+
   private async finish(status: TaskStatus, fields: Partial<LedgerEntry>, result?: RunResult): Promise<TaskResult> {
-    await this.record(status, { actor: 'opsledger', ...fields });
+    // Since the patch the final row's step also frees the reservation, one step instead of two.
+    await this.record(status, { actor: 'opsledger', ...fields }, this.local ? 'recordFinalDecision' : 'recordDecision');
+    this.released = this.local;
     // Only now may the live state, the Update answers and OpsStatus call the task final: an
     // orchestrator that reads the trail on seeing it must find the final row there.
     this.state.result = result;
@@ -447,15 +489,22 @@ class TaskRun {
     return { taskId: this.input.taskId, pool: this.input.runtime.pool, priority: this.input.priority, needs: this.input.requirements };
   }
 
-  private setStatus(status: TaskState['status']): void {
+  /** Since the patch a status the task already has is not upserted again (a hold while waiting). */
+  private setStatus(status: TaskState['status'], also: SearchAttributeUpdatePair[] = []): void {
+    const unchanged = this.state.status === status && also.length === 0;
     this.state.status = status;
-    upsertSearchAttributes([{ key: OpsStatus, value: status }]);
+    if (this.local && unchanged) return;
+    upsertSearchAttributes([{ key: OpsStatus, value: status }, ...also]);
   }
 
-  private async record(status: TaskStatus, fields: Partial<LedgerEntry> & Pick<LedgerEntry, 'actor'>): Promise<void> {
+  private async record(
+    status: TaskStatus,
+    fields: Partial<LedgerEntry> & Pick<LedgerEntry, 'actor'>,
+    step: 'recordDecision' | 'recordFinalDecision' = 'recordDecision',
+  ): Promise<void> {
     this.seq += 1;
     this.lastRecorded = status;
-    await recordDecision({
+    await this.steps[step]({
       taskId: this.input.taskId,
       runId: workflowInfo().runId,
       seq: this.seq,
