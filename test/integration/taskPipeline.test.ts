@@ -4,6 +4,7 @@ import path from 'node:path';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { OpsStatus } from '../../contracts';
 import { api, eventually, startTestStack, TEST_TOKENS, type TestStack } from '../support/stack';
+import { someoneWaitsOnLockOf } from '../support/locks';
 import { expectRanOnce, IN_PROCESS_STACK_MAY_WAIT_FOR } from '../support/trail';
 
 const FINAL = ['succeeded', 'failed', 'cancelled', 'timed_out'];
@@ -116,17 +117,9 @@ describe('task pipeline through the API, the dev server and ansible-playbook', (
     try {
       await chain.query('BEGIN');
       await chain.query("SELECT pg_advisory_xact_lock(hashtext('opsledger.ledger_chain'))");
-      const chainPid = (await chain.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
       fs.writeFileSync(gate, '');
-      // The final row's append (a local activity, not visible in describe) waits for that lock.
-      await eventually(async () => {
-        const { rows } = await stack.db.pool.query(
-          `SELECT 1 FROM pg_locks waiting JOIN pg_locks held USING (locktype, classid, objid, objsubid)
-            WHERE waiting.locktype = 'advisory' AND NOT waiting.granted AND held.granted AND held.pid = $1`,
-          [chainPid],
-        );
-        return rows.length > 0 ? true : undefined;
-      });
+      // The final row's append (a local activity, not listed in describe) waits for that lock.
+      await eventually(async () => ((await someoneWaitsOnLockOf(stack.db, chain)) ? true : undefined));
       const live = await state();
       expect(live).toMatchObject({ status: 'running', workflow: { status: 'RUNNING' } });
       expect(live.result).toBeUndefined();
