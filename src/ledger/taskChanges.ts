@@ -6,9 +6,12 @@ import { logger } from '../logger';
 /** Every ledger append notifies this channel with `<status> <taskId>` (repository.ts). */
 export const LEDGER_APPEND_CHANNEL = 'opsledger_ledger_append';
 
+/** A row appended for a task: its status, and which notice told it (the same for every caller it woke). */
+export type Appended = { status: TaskStatus; notice: number };
+
 export type TaskChange = {
-  /** The status of the row appended for the task, or undefined when the wait ran out or was cancelled. */
-  changed: Promise<TaskStatus | undefined>;
+  /** The row appended for the task, or undefined when the wait ran out or was cancelled. */
+  changed: Promise<Appended | undefined>;
   cancel(): void;
 };
 
@@ -22,7 +25,7 @@ export type TaskChanges = {
   waiting(): number;
 };
 
-type Waiter = { taskId: string; done(changed: TaskStatus | undefined): void };
+type Waiter = { taskId: string; done(changed: Appended | undefined): void };
 
 /**
  * One listener for a whole API process, however many callers wait: one PostgreSQL connection with
@@ -33,6 +36,7 @@ type Waiter = { taskId: string; done(changed: TaskStatus | undefined): void };
 export function createTaskChanges(db: Db): TaskChanges {
   const waiters = new Map<string, Set<Waiter>>();
   let count = 0;
+  let notices = 0;
   let listening: Promise<PoolClient> | undefined;
 
   const wakeAll = () => {
@@ -41,7 +45,8 @@ export function createTaskChanges(db: Db): TaskChanges {
 
   const onNotification = (message: Notification) => {
     const [status, taskId] = splitOnce(message.payload ?? '');
-    for (const waiter of [...(waiters.get(taskId) ?? [])]) waiter.done(status as TaskStatus);
+    const appended = { status: status as TaskStatus, notice: (notices += 1) };
+    for (const waiter of [...(waiters.get(taskId) ?? [])]) waiter.done(appended);
   };
 
   const listen = async (): Promise<PoolClient> => {
@@ -81,7 +86,7 @@ export function createTaskChanges(db: Db): TaskChanges {
         throw err;
       });
       let waiter!: Waiter;
-      const changed = new Promise<TaskStatus | undefined>((resolve) => {
+      const changed = new Promise<Appended | undefined>((resolve) => {
         const timer = setTimeout(() => waiter.done(undefined), ms);
         waiter = {
           taskId,

@@ -11,6 +11,7 @@ import {
 } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { Router, type Response } from 'express';
+import client from 'prom-client';
 import { z } from 'zod';
 import { cancelUpdate, overrideUpdate, pauseUpdate, resumeUpdate, stateQuery } from '../../../workflows/messages';
 import {
@@ -33,7 +34,7 @@ import type { Db } from '../../db/pool';
 import { createTaskChanges, type TaskChanges } from '../../ledger/taskChanges';
 import { InvalidTransitionError, NoAgentCanFitError, NotFoundError, UnauthorizedError, ValidationError } from '../../errors';
 import { forTask } from '../../logger';
-import { tasksSubmitted } from '../../metrics';
+import { registry, tasksSubmitted } from '../../metrics';
 import { signPrincipal } from '../../principalProof';
 import { SecretKeyError, sealSecrets, unsealSecrets } from '../../secrets';
 import { startTask, type StartOptions } from '../../temporal/client';
@@ -56,6 +57,13 @@ export type TasksRouterDeps = {
 
 const TaskIdParams = z.object({ taskId: TaskId });
 
+/** Callers of GET /tasks/:id?wait that have their first read and hold for a change. */
+export const taskWaiters = new client.Gauge({
+  name: 'opsledger_task_waiters',
+  help: 'Callers waiting on GET /tasks/:id?wait for their task to change.',
+  registers: [registry],
+});
+
 const COMMANDS = {
   pause: { update: pauseUpdate, summary: 'Hold a waiting task: it keeps its place but is not resumed automatically.' },
   resume: { update: resumeUpdate, summary: 'Release an operator hold: the task waits for capacity again, in its old place.' },
@@ -66,6 +74,7 @@ const COMMANDS = {
 export function tasksRouter({ temporal, db, secretKey, runtime, playbooksDir, openapi, admission }: TasksRouterDeps): Router {
   const router = Router();
   const changes = createTaskChanges(db);
+  const afterNotice = sharedReads();
 
   openapi.registerPath({
     method: 'post',
@@ -128,7 +137,7 @@ export function tasksRouter({ temporal, db, secretKey, runtime, playbooksDir, op
   router.get('/tasks/:taskId', requireRole('viewer'), async (req, res) => {
     const { taskId } = parseOrThrow(TaskIdParams, req.params);
     const { wait } = parseOrThrow(TaskWaitQuery, req.query);
-    res.json(wait === undefined ? await liveTask(temporal, taskId) : await liveTaskAfterChange(temporal, changes, taskId, wait, res));
+    res.json(wait === undefined ? await liveTask(temporal, taskId) : await liveTaskAfterChange(temporal, changes, afterNotice, taskId, wait, res));
   });
 
   for (const name of OPERATOR_COMMANDS) {
@@ -226,7 +235,14 @@ async function liveTask(temporal: Client, taskId: string): Promise<LiveTask> {
  * The state once the task's trail grows or `waitMs` passes; at once for an ended task. The wait
  * starts before the first read, so a row appended in between wakes it.
  */
-async function liveTaskAfterChange(temporal: Client, changes: TaskChanges, taskId: string, waitMs: number, res: Response): Promise<LiveTask> {
+async function liveTaskAfterChange(
+  temporal: Client,
+  changes: TaskChanges,
+  afterNotice: SharedReads,
+  taskId: string,
+  waitMs: number,
+  res: Response,
+): Promise<LiveTask> {
   const change = await changes.next(taskId, waitMs);
   // A caller that hangs up stops waiting (the response closes before it is sent): abandoned calls hold nothing.
   const hungUp = () => change.cancel();
@@ -234,15 +250,34 @@ async function liveTaskAfterChange(temporal: Client, changes: TaskChanges, taskI
   try {
     const now = await liveTask(temporal, taskId);
     if (now.workflow.status !== 'RUNNING') return now;
-    const appended = await change.changed;
-    // The notice comes with the row's commit, a moment before the workflow has taken in that its
-    // step returned: after a final row the answer waits for the run to close, so it says final.
-    if (appended !== undefined && isFinalStatus(appended)) await closedWithin(temporal, taskId, FINAL_ROW_TO_CLOSE_MS);
-    return await liveTask(temporal, taskId);
+    taskWaiters.inc();
+    const appended = await change.changed.finally(() => taskWaiters.dec());
+    if (appended === undefined) return await liveTask(temporal, taskId);
+    // Every caller one notice woke shares one read, begun after the notice: a thousand callers of
+    // one task cost one read. The notice comes with the row's commit, a moment before the workflow
+    // has taken in that its step returned: after a final row the read waits for the run to close.
+    return await afterNotice(`${appended.notice}`, async () => {
+      if (isFinalStatus(appended.status)) await closedWithin(temporal, taskId, FINAL_ROW_TO_CLOSE_MS);
+      return liveTask(temporal, taskId);
+    });
   } finally {
     change.cancel();
     res.off('close', hungUp);
   }
+}
+
+type SharedReads = (key: string, read: () => Promise<LiveTask>) => Promise<LiveTask>;
+
+/** Callers asking under the same key while a read is in flight get that read's answer. */
+function sharedReads(): SharedReads {
+  const inFlight = new Map<string, Promise<LiveTask>>();
+  return (key, read) => {
+    const pending = inFlight.get(key);
+    if (pending) return pending;
+    const started = read().finally(() => inFlight.delete(key));
+    inFlight.set(key, started);
+    return started;
+  };
 }
 
 // After its final row a run closes within its workflow task; this only bounds a worker that died then.
