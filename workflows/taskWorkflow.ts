@@ -316,18 +316,7 @@ class TaskRun {
   private async dispatch({ grant, caller }: Dispatch): Promise<TaskResult | undefined> {
     this.phase = 'execution';
     this.state.attempt += 1;
-    await this.record('dispatched', {
-      agent: grant.agentId,
-      ...attributed(caller),
-      outcome: {
-        attempt: this.state.attempt,
-        loadPctAtDispatch: grant.loadPctAtDispatch,
-        overridden: grant.overridden,
-        ...(this.lostRun ? { previousAttemptLost: this.lostRun } : {}),
-      },
-    });
-    this.state.agent = grant.agentId;
-    this.state.waiting = undefined;
+    const estimate = await this.recordDispatched({ grant, caller });
 
     const { runPlaybook } = proxyActivities<Activities>({
       taskQueue: grant.taskQueue,
@@ -338,7 +327,6 @@ class TaskRun {
       retry: { maximumAttempts: 1 },
       cancellationType: 'WAIT_CANCELLATION_COMPLETED',
     });
-    const estimate = await this.markRunning(grant.agentId);
     let run: PlaybookRun;
     try {
       this.executionScope = new CancellationScope();
@@ -393,30 +381,48 @@ class TaskRun {
   }
 
   /**
-   * Dispatched, then running, with the duration estimate in between. Since the patch the estimate
-   * is a local step (none at all when the plan gives one), so no workflow task ends between the two
-   * and one upsert says both the agent and `running`.
+   * The `dispatched` row, then running, with the duration estimate in between. Since the patch one
+   * local step writes the row and estimates, so no workflow task ends before `running` and one
+   * upsert says both the agent and `running`.
    */
-  private async markRunning(agentId: string): Promise<DurationEstimate> {
-    const agent: SearchAttributeUpdatePair = { key: OpsAgent, value: agentId };
-    const planned = this.input.plan?.estimatedDurationS;
-    const task = { action: this.input.action, services: this.input.services, planned };
+  private async recordDispatched({ grant, caller }: Dispatch): Promise<DurationEstimate> {
+    const fields = {
+      agent: grant.agentId,
+      ...attributed(caller),
+      outcome: {
+        attempt: this.state.attempt,
+        loadPctAtDispatch: grant.loadPctAtDispatch,
+        overridden: grant.overridden,
+        ...(this.lostRun ? { previousAttemptLost: this.lostRun } : {}),
+      },
+    };
+    const task = { action: this.input.action, services: this.input.services, planned: this.input.plan?.estimatedDurationS };
+    const agent: SearchAttributeUpdatePair = { key: OpsAgent, value: grant.agentId };
     if (!this.local) {
+      await this.record('dispatched', fields);
+      this.dispatchedTo(grant.agentId);
       upsertSearchAttributes([agent]);
       this.setStatus('dispatched');
       const estimate = await this.steps.estimateDuration(task);
       this.setStatus('running');
       return estimate;
     }
-    this.state.status = 'dispatched';
-    const estimate = planned === undefined ? await this.steps.estimateDuration(task) : { seconds: planned, source: 'plan' };
+    const estimate = await this.record('dispatched', fields, (entry) => this.steps.recordDispatched(entry, task));
+    this.dispatchedTo(grant.agentId);
     this.setStatus('running', [agent]);
     return estimate;
   }
 
+  private dispatchedTo(agentId: string): void {
+    this.state.agent = agentId;
+    this.state.waiting = undefined;
+  }
+
   private async finish(status: TaskStatus, fields: Partial<LedgerEntry>, result?: RunResult): Promise<TaskResult> {
     // Since the patch the final row's step also frees the reservation, one step instead of two.
-    await this.record(status, { actor: 'opsledger', ...fields }, this.local ? 'recordFinalDecision' : 'recordDecision');
+    await this.record(status, { actor: 'opsledger', ...fields }, (entry) =>
+      this.local ? this.steps.recordFinalDecision(entry) : this.steps.recordDecision(entry),
+    );
     this.released = this.local;
     // Only now may the live state, the Update answers and OpsStatus call the task final: an
     // orchestrator that reads the trail on seeing it must find the final row there.
@@ -497,14 +503,15 @@ class TaskRun {
     upsertSearchAttributes([{ key: OpsStatus, value: status }, ...also]);
   }
 
-  private async record(
+  /** Appends the next row of this run, through `step` (the plain append unless one does more with it). */
+  private async record<T = void>(
     status: TaskStatus,
     fields: Partial<LedgerEntry> & Pick<LedgerEntry, 'actor'>,
-    step: 'recordDecision' | 'recordFinalDecision' = 'recordDecision',
-  ): Promise<void> {
+    step: (entry: LedgerEntry) => Promise<T> = (entry) => this.steps.recordDecision(entry) as Promise<T>,
+  ): Promise<T> {
     this.seq += 1;
     this.lastRecorded = status;
-    await this.steps[step]({
+    return step({
       taskId: this.input.taskId,
       runId: workflowInfo().runId,
       seq: this.seq,
