@@ -111,7 +111,7 @@ const ANSIBLE_SETTINGS = {
  */
 const INHERITED_ENV = new Set(['PATH', 'HOME', 'LANG', 'TMPDIR']);
 
-function playbookEnvironment(workerEnv: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+export function playbookEnvironment(workerEnv: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const inherited = Object.entries(workerEnv).filter(([name]) => INHERITED_ENV.has(name) || name.startsWith('LC_'));
   return { ...Object.fromEntries(inherited), ...ANSIBLE_SETTINGS };
 }

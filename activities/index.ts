@@ -21,21 +21,39 @@ const HEARTBEAT_EVERY_MS = 2000;
 
 /** Activities get their dependencies here, so tests can hand in real services without globals. */
 export function createActivities(deps: ActivityDeps) {
+  const recordDecision = async (entry: LedgerEntry): Promise<void> => {
+    const row = rowOfRecord(entry, deps.secretKey);
+    await nonRetryableWhereHopeless(() => deps.ledger.append(row));
+  };
+
+  /** Estimated duration: the plan's, else the median of past runs of the same intent. */
+  const estimateDuration = async (task: DurationQuestion): Promise<DurationEstimate> => {
+    if (task.planned !== undefined) return { seconds: task.planned, source: 'plan' };
+    const median = await deps.ledger.medianDuration(task.action, task.services);
+    return median
+      ? { seconds: Math.round(median.seconds * 1000) / 1000, source: `median of ${median.runs} past runs` }
+      : { seconds: null, source: 'no plan estimate and no past runs' };
+  };
+
   return {
     ...createAdmissionActivities(deps.admission),
+    recordDecision,
+    estimateDuration,
 
-    async recordDecision(entry: LedgerEntry): Promise<void> {
-      const row = rowOfRecord(entry, deps.secretKey);
-      await nonRetryableWhereHopeless(() => deps.ledger.append(row));
+    /** The `dispatched` row and the run's duration estimate in one call: the append is idempotent, the estimate a read. */
+    async recordDispatched(entry: LedgerEntry, task: DurationQuestion): Promise<DurationEstimate> {
+      await recordDecision(entry);
+      return estimateDuration(task);
     },
 
-    /** Estimated duration: the plan's, else the median of past runs of the same intent. */
-    async estimateDuration(task: { action: string; services: string[]; planned?: number }): Promise<DurationEstimate> {
-      if (task.planned !== undefined) return { seconds: task.planned, source: 'plan' };
-      const median = await deps.ledger.medianDuration(task.action, task.services);
-      return median
-        ? { seconds: Math.round(median.seconds * 1000) / 1000, source: `median of ${median.runs} past runs` }
-        : { seconds: null, source: 'no plan estimate and no past runs' };
+    /**
+     * The final row and the release of the task's reservation and queue row, in one call: each of
+     * the two is safe to repeat (the row by its (taskId, runId, seq), the release by deleting what
+     * is there), so a retried call leaves the same rows behind.
+     */
+    async recordFinalDecision(entry: LedgerEntry): Promise<void> {
+      await recordDecision(entry);
+      await deps.admission.finish(entry.taskId);
     },
 
     async runPlaybook(
@@ -73,6 +91,9 @@ export function createActivities(deps: ActivityDeps) {
 export type Activities = ReturnType<typeof createActivities>;
 
 export type DurationEstimate = { seconds: number | null; source: string };
+
+/** What the estimate is asked about: the intent (action and services) and the plan's own figure. */
+export type DurationQuestion = { action: string; services: string[]; planned?: number };
 
 async function openSecrets(sealed: string | null, secretKey: string | undefined, taskId: string): Promise<Record<string, string>> {
   if (sealed === null) return {};

@@ -2,8 +2,11 @@ import { createDb, type Db } from '../src/db/pool';
 import { connectTemporal } from '../src/temporal/client';
 import { connectWorker } from '../src/worker';
 import { drain } from './pipeline/drain';
+import { dbosPeer } from './pipeline/peer';
+import { realWork } from './pipeline/realWork';
 import { resumeLatency } from './pipeline/resumeLatency';
 import { throughput } from './pipeline/throughput';
+import { waiters } from './pipeline/waiters';
 import { createNoopRunner } from './support/noopRunner';
 import type { PipelineContext, Verdicts } from './support/pipelineContext';
 import { startBenchServices } from './support/services';
@@ -25,7 +28,7 @@ export async function runPipelineBench(): Promise<void> {
   let statsDb: Db | undefined;
   try {
     console.log(`  postgres: ${services.postgres}, database ${services.database}`);
-    console.log(`  temporal: dev server at ${services.temporalAddress} (SQLite in ${services.scratch})`);
+    console.log(`  temporal: ${services.temporal}`);
     // Not closed at the end: after a stall, calls still in flight retry on the client's channel and
     // grpc throws from a timer once it is closed. run.ts ends the process when the bench is done.
     const connection = await connectWorker(services.temporalAddress);
@@ -44,13 +47,19 @@ export async function runPipelineBench(): Promise<void> {
     const verdicts: Verdicts = [];
     let phase = 'throughput';
     const phases = async () => {
-      await throughput(ctx, verdicts);
+      const ours = await throughput(ctx, verdicts);
+      phase = 'real work';
+      await realWork(ctx, verdicts);
       phase = 'pause-to-resume latency';
       await resumeLatency(ctx, verdicts);
       phase = 'drain';
       await drain(ctx, verdicts);
+      phase = 'peer';
+      await dbosPeer(ctx, ours, verdicts);
+      phase = 'waiting callers';
+      await waiters(ctx, verdicts);
     };
-    await within(phases(), BENCH_TIMEOUT_MS, 'the pipeline bench', () => `phase ${phase}; ${verdicts.length} of 3 figures done`);
+    await within(phases(), BENCH_TIMEOUT_MS, 'the pipeline bench', () => `phase ${phase}; ${verdicts.length} figures done`);
     console.log(`\nsummary (${((Date.now() - began) / 1000).toFixed(0)} s in all)`);
     for (const line of verdicts) console.log(`  ${line}`);
   } finally {

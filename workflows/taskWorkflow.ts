@@ -4,12 +4,16 @@ import {
   condition,
   isCancellation,
   currentUpdateInfo,
+  patched,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
+  type ActivityOptions,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities';
+import type { SearchAttributeUpdatePair } from '@temporalio/common';
+import type { Activities, DurationEstimate } from '../activities';
 import type {
   ActorClaim,
   Admission,
@@ -33,10 +37,24 @@ import { activityFailureClass, classifyRun, failureMessage } from './failureClas
 import { outcomeOf, planOf } from './ledgerPayloads';
 import { cancelUpdate, capacityGrantedSignal, overrideUpdate, pauseUpdate, resumeUpdate, stateQuery } from './messages';
 
-const { recordDecision, admit, holdTask, releaseHold, overrideAdmission, finishTask, estimateDuration } = proxyActivities<Activities>({
+/** The steps that only touch PostgreSQL: the ledger appends, admission, holds, the estimate, the finish. */
+const POSTGRES_STEPS: Pick<ActivityOptions, 'startToCloseTimeout' | 'retry'> = {
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
-});
+};
+
+/** Each step a round trip through the server: how runs that began before the patch go on. */
+const remoteSteps = proxyActivities<Activities>(POSTGRES_STEPS);
+
+/**
+ * Each step run by the worker inside the workflow task, one marker in history. A local activity
+ * retried, or run again after a crash lost its workflow task, repeats what it did: every step is
+ * idempotent (a ledger row by its (taskId, runId, seq), admission by the reservation it finds).
+ */
+const localSteps = proxyLocalActivities<Activities>(POSTGRES_STEPS);
+
+/** Runs started since this patch take their PostgreSQL steps locally and upsert once per transition. */
+export const LOCAL_POSTGRES_STEPS_PATCH = 'local-postgres-steps';
 
 export interface TaskResult {
   taskId: string;
@@ -96,6 +114,11 @@ class TaskRun {
   private lostRun?: string;
   /** When the current wait for dispatch runs out (epoch ms); undefined when unbounded. */
   private waitDeadline?: number;
+  /** Whether this run takes its PostgreSQL steps locally; decided once, at its start. */
+  private local = false;
+  private steps = remoteSteps;
+  /** The final row's step already freed the reservation and queue row. */
+  private released = false;
 
   constructor(private readonly input: TaskWorkflowInput) {
     this.state = {
@@ -149,6 +172,8 @@ class TaskRun {
   }
 
   async execute(): Promise<TaskResult> {
+    this.local = patched(LOCAL_POSTGRES_STEPS_PATCH);
+    if (this.local) this.steps = localSteps;
     const { requestedBy } = this.input;
     await this.record('queued', {
       ...attributed(this.submitter()),
@@ -176,7 +201,7 @@ class TaskRun {
       }
       throw err;
     } finally {
-      await CancellationScope.nonCancellable(() => finishTask(this.input.taskId));
+      if (!this.released) await CancellationScope.nonCancellable(() => this.steps.finishTask(this.input.taskId));
       this.phase = 'final';
       this.drainCommands();
     }
@@ -207,7 +232,7 @@ class TaskRun {
       }
       if (this.askAdmission && !this.held) {
         this.askAdmission = false;
-        const admission = await admit(this.admissionRequest());
+        const admission = await this.steps.admit(this.admissionRequest());
         if (admission.admitted) return this.resumedByDispatcher(admission);
         lastShortfall = admission.shortfall ?? lastShortfall ?? admission.reason;
         const waitKey = `${admission.reason}|${admission.shortfall}`;
@@ -261,21 +286,21 @@ class TaskRun {
     const { actor } = cmd.caller;
     switch (cmd.kind) {
       case 'hold':
-        await holdTask(this.admissionRequest(), actor);
+        await this.steps.holdTask(this.admissionRequest(), actor);
         this.held = true;
         await this.record('paused', { ...attributed(cmd.caller), outcome: { reason: 'operator_hold', note: cmd.reason ?? null, ...said(cmd.caller) } });
         this.state.waiting = { reason: 'operator_hold', shortfall: null, heldBy: actor };
         this.setStatus('paused');
         return undefined;
       case 'resume':
-        await releaseHold(this.input.taskId);
+        await this.steps.releaseHold(this.input.taskId);
         this.held = false;
         this.askAdmission = true;
         await this.record('resumed', { ...attributed(cmd.caller), outcome: { from: 'operator_hold', ...said(cmd.caller) } });
         this.state.waiting = { reason: 'capacity', shortfall: null };
         return undefined;
       case 'override': {
-        const grant = await overrideAdmission(this.admissionRequest(), cmd.agentId);
+        const grant = await this.steps.overrideAdmission(this.admissionRequest(), cmd.agentId);
         if (!grant) {
           throw new CommandRefused(
             cmd.agentId ? `agent ${cmd.agentId} is not live in pool ${this.input.runtime.pool}` : 'no live agent to override onto',
@@ -294,20 +319,7 @@ class TaskRun {
   private async dispatch({ grant, caller }: Dispatch): Promise<TaskResult | undefined> {
     this.phase = 'execution';
     this.state.attempt += 1;
-    await this.record('dispatched', {
-      agent: grant.agentId,
-      ...attributed(caller),
-      outcome: {
-        attempt: this.state.attempt,
-        loadPctAtDispatch: grant.loadPctAtDispatch,
-        overridden: grant.overridden,
-        ...(this.lostRun ? { previousAttemptLost: this.lostRun } : {}),
-      },
-    });
-    this.state.agent = grant.agentId;
-    this.state.waiting = undefined;
-    upsertSearchAttributes([{ key: OpsAgent, value: grant.agentId }]);
-    this.setStatus('dispatched');
+    const estimate = await this.recordDispatched({ grant, caller });
 
     const { runPlaybook } = proxyActivities<Activities>({
       taskQueue: grant.taskQueue,
@@ -318,12 +330,6 @@ class TaskRun {
       retry: { maximumAttempts: 1 },
       cancellationType: 'WAIT_CANCELLATION_COMPLETED',
     });
-    const estimate = await estimateDuration({
-      action: this.input.action,
-      services: this.input.services,
-      planned: this.input.plan?.estimatedDurationS,
-    });
-    this.setStatus('running');
     let run: PlaybookRun;
     try {
       this.executionScope = new CancellationScope();
@@ -344,7 +350,7 @@ class TaskRun {
       const failure = { message: failureMessage(err), stack: (err as Error).stack, context: { agent: grant.agentId, attempt: this.state.attempt, plan: planOf(this.input) } };
       if (failureClass === 'infrastructure' && this.state.attempt < this.input.runtime.maxInfraAttempts) {
         this.lostRun = `attempt ${this.state.attempt} on ${grant.agentId}: ${failure.message}`;
-        await finishTask(this.input.taskId);
+        await this.steps.finishTask(this.input.taskId);
         this.phase = 'admission';
         // Back to admission: the Temporal UI's OpsStatus must not keep saying `running`.
         this.setStatus('queued');
@@ -377,8 +383,50 @@ class TaskRun {
     }, run.result);
   }
 
+  /**
+   * The `dispatched` row, then running, with the duration estimate in between. Since the patch one
+   * local step writes the row and estimates, so no workflow task ends before `running` and one
+   * upsert says both the agent and `running`.
+   */
+  private async recordDispatched({ grant, caller }: Dispatch): Promise<DurationEstimate> {
+    const fields = {
+      agent: grant.agentId,
+      ...attributed(caller),
+      outcome: {
+        attempt: this.state.attempt,
+        loadPctAtDispatch: grant.loadPctAtDispatch,
+        overridden: grant.overridden,
+        ...(this.lostRun ? { previousAttemptLost: this.lostRun } : {}),
+      },
+    };
+    const task = { action: this.input.action, services: this.input.services, planned: this.input.plan?.estimatedDurationS };
+    const agent: SearchAttributeUpdatePair = { key: OpsAgent, value: grant.agentId };
+    if (!this.local) {
+      await this.record('dispatched', fields);
+      this.dispatchedTo(grant.agentId);
+      upsertSearchAttributes([agent]);
+      this.setStatus('dispatched');
+      const estimate = await this.steps.estimateDuration(task);
+      this.setStatus('running');
+      return estimate;
+    }
+    const estimate = await this.record('dispatched', fields, (entry) => this.steps.recordDispatched(entry, task));
+    this.dispatchedTo(grant.agentId);
+    this.setStatus('running', [agent]);
+    return estimate;
+  }
+
+  private dispatchedTo(agentId: string): void {
+    this.state.agent = agentId;
+    this.state.waiting = undefined;
+  }
+
   private async finish(status: TaskStatus, fields: Partial<LedgerEntry>, result?: RunResult): Promise<TaskResult> {
-    await this.record(status, { actor: 'opsledger', ...fields });
+    // Since the patch the final row's step also frees the reservation, one step instead of two.
+    await this.record(status, { actor: 'opsledger', ...fields }, (entry) =>
+      this.local ? this.steps.recordFinalDecision(entry) : this.steps.recordDecision(entry),
+    );
+    this.released = this.local;
     // Only now may the live state, the Update answers and OpsStatus call the task final: an
     // orchestrator that reads the trail on seeing it must find the final row there.
     this.state.result = result;
@@ -456,15 +504,23 @@ class TaskRun {
     return { taskId: this.input.taskId, pool: this.input.runtime.pool, priority: this.input.priority, needs: this.input.requirements };
   }
 
-  private setStatus(status: TaskState['status']): void {
+  /** Since the patch a status the task already has is not upserted again (a hold while waiting). */
+  private setStatus(status: TaskState['status'], also: SearchAttributeUpdatePair[] = []): void {
+    const unchanged = this.state.status === status && also.length === 0;
     this.state.status = status;
-    upsertSearchAttributes([{ key: OpsStatus, value: status }]);
+    if (this.local && unchanged) return;
+    upsertSearchAttributes([{ key: OpsStatus, value: status }, ...also]);
   }
 
-  private async record(status: TaskStatus, fields: Partial<LedgerEntry> & Pick<LedgerEntry, 'actor'>): Promise<void> {
+  /** Appends the next row of this run, through `step` (the plain append unless one does more with it). */
+  private async record<T = void>(
+    status: TaskStatus,
+    fields: Partial<LedgerEntry> & Pick<LedgerEntry, 'actor'>,
+    step: (entry: LedgerEntry) => Promise<T> = (entry) => this.steps.recordDecision(entry) as Promise<T>,
+  ): Promise<T> {
     this.seq += 1;
     this.lastRecorded = status;
-    await recordDecision({
+    return step({
       taskId: this.input.taskId,
       runId: workflowInfo().runId,
       seq: this.seq,

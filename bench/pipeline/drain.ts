@@ -20,10 +20,10 @@ const DRAIN_SUBMIT_TIMEOUT_MS = 240_000;
 const DRAIN_TIMEOUT_MS = 300_000;
 const RSS_SAMPLE_MS = 100;
 
-/** (3) 1,000 paused at once, then released: drain time, exactly once, dispatch order. */
+/** (4) 1,000 paused at once, then released: drain time, exactly once, dispatch order. */
 export async function drain(ctx: PipelineContext, verdicts: Verdicts): Promise<void> {
   console.log(
-    `\n(3) drain: ${DRAIN_TASKS} tasks (priorities ${PRIORITIES.join('/')}) submitted while dispatch is held, then released` +
+    `\n(4) drain: ${DRAIN_TASKS} tasks (priorities ${PRIORITIES.join('/')}) submitted while dispatch is held, then released` +
       ` onto one agent with room for ${DRAIN_CAPACITY} at a time (${DRAIN_CAPACITY * TASK_MEMORY_MB} MiB free, ${TASK_MEMORY_MB} MiB a task)`,
   );
   const rss = sampleRss();

@@ -16,10 +16,10 @@ const RESUME_P95_TARGET_MS = 1000;
 const RESUME_ROUNDS = 100;
 const RESUME_PHASE_TIMEOUT_MS = 180_000;
 
-/** (2) Pause-to-resume latency: one paused task a round, resumed by one heartbeat. */
+/** (3) Pause-to-resume latency: one paused task a round, resumed by one heartbeat. */
 export async function resumeLatency(ctx: PipelineContext, verdicts: Verdicts): Promise<void> {
   console.log(
-    `\n(2) pause-to-resume latency: ${RESUME_ROUNDS} sequential rounds of one task each: the agent reports no free memory,` +
+    `\n(3) pause-to-resume latency: ${RESUME_ROUNDS} sequential rounds of one task each: the agent reports no free memory,` +
       ' the task waits (its `paused` row), one heartbeat returns the memory; latency = `resumed` row created_at' +
       ' minus the heartbeat\'s heartbeat_at (both PostgreSQL clock)',
   );

@@ -10,6 +10,8 @@ const MS_PER_TICK = 10;
  */
 export type CpuTotals = {
   self: number;
+  /** This process's children that it has waited for: the playbooks it ran, wrapper and forks included. */
+  children: number;
   devServer: number | null;
   postgres: number | null;
   machineBusy: number;
@@ -34,6 +36,7 @@ export function cpuTotals(match: { devServer: string; postgres: string }): CpuTo
   const usage = process.cpuUsage();
   return {
     self: (usage.user + usage.system) / 1000,
+    children: childrenMs(),
     devServer: devServer.size ? sum(devServer.values()) : null,
     postgres: postgres.size ? sum(postgres.values()) : null,
     ...machineMs(),
@@ -54,6 +57,7 @@ export function cpuBetween(before: CpuTotals, after: CpuTotals): CpuTotals {
   };
   return {
     self: after.self - before.self,
+    children: after.children - before.children,
     devServer: used('devServer'),
     postgres: used('postgres'),
     machineBusy: after.machineBusy - before.machineBusy,
@@ -65,12 +69,18 @@ export function cpuBetween(before: CpuTotals, after: CpuTotals): CpuTotals {
 export function describeCpu(used: CpuTotals, tasks: number): string {
   const perTask = (ms: number | null) => (ms === null ? 'n/a' : (ms / tasks).toFixed(1));
   const busyPct = (100 * used.machineBusy) / used.machineAll;
-  const ours = used.self + (used.devServer ?? 0) + (used.postgres ?? 0);
+  const ours = totalMs(used);
   const othersPct = (100 * Math.max(0, used.machineBusy - ours)) / used.machineAll;
   return (
-    `CPU ms a task: bench process ${perTask(used.self)}, dev server ${perTask(used.devServer)}, postgres ${perTask(used.postgres)};` +
+    `CPU ms a task: bench process ${perTask(used.self)}${used.children ? `, its child processes ${perTask(used.children)}` : ''},` +
+    ` dev server ${perTask(used.devServer)}, postgres ${perTask(used.postgres)};` +
     ` machine (${os.availableParallelism()} cores) ${busyPct.toFixed(0)}% busy, ${othersPct.toFixed(0)}% by other processes`
   );
+}
+
+/** Everything the bench can attribute to a run: itself, its children, the dev server and the bench database's backends. */
+export function totalMs(used: CpuTotals): number {
+  return used.self + used.children + (used.devServer ?? 0) + (used.postgres ?? 0);
 }
 
 function sum(values: Iterable<number>): number {
@@ -87,11 +97,22 @@ function processIds(): string[] {
   }
 }
 
-function processMs(pid: string): number {
-  // Fields after the parenthesised command name: state is 3rd, utime 14th, stime 15th.
+function statFields(pid: string): string[] {
+  // Fields after the parenthesised command name, from the state (3rd) on.
   const stat = readOr(`/proc/${pid}/stat`);
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+function processMs(pid: string): number {
+  // utime is the 14th field, stime the 15th.
+  const fields = statFields(pid);
   return (Number(fields[11] ?? 0) + Number(fields[12] ?? 0)) * MS_PER_TICK;
+}
+
+function childrenMs(): number {
+  // cutime is the 16th field, cstime the 17th: children that ended and were waited for.
+  const fields = statFields('self');
+  return (Number(fields[13] ?? 0) + Number(fields[14] ?? 0)) * MS_PER_TICK;
 }
 
 function machineMs(): { machineBusy: number; machineAll: number } {

@@ -33,17 +33,45 @@ export async function historyTrouble(client: Client, workflowId: string): Promis
   return trouble;
 }
 
-/** How much one workflow asked of Temporal: its history length, its activities by name, its search-attribute upserts. */
-export async function historyShape(
-  client: Client,
-  workflowId: string,
-): Promise<{ events: number; activities: string[]; searchAttributeUpserts: number }> {
+export type HistoryShape = {
+  events: number;
+  workflowTasks: number;
+  /** Activities through the server, by name. */
+  activities: string[];
+  /** Local activities (marker events named by the SDK), by name. */
+  localActivities: string[];
+  searchAttributeUpserts: number;
+};
+
+/**
+ * How much one workflow asked of Temporal: its history length, its workflow tasks, its remote and
+ * local activities by name, its search-attribute upserts.
+ */
+export async function historyShape(client: Client, workflowId: string): Promise<HistoryShape> {
   const events = (await client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
+  const count = (type: number) => events.filter((event) => event.eventType === type).length;
   return {
     events: events.length,
+    workflowTasks: count(EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED),
     activities: events.flatMap((event) => event.activityTaskScheduledEventAttributes?.activityType?.name ?? []),
-    searchAttributeUpserts: events.filter((event) => event.eventType === EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES).length,
+    localActivities: events.flatMap((event) => localActivityName(event.markerRecordedEventAttributes) ?? []),
+    searchAttributeUpserts: count(EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES),
   };
+}
+
+type MarkerAttributes = temporal.api.history.v1.IMarkerRecordedEventAttributes | null | undefined;
+
+/** A local activity's marker carries its name in the JSON payload of its `data` detail. */
+function localActivityName(marker: MarkerAttributes): string | undefined {
+  if (marker?.markerName !== 'core_local_activity') return undefined;
+  const data = marker.details?.data?.payloads?.[0]?.data;
+  if (!data) return 'local activity';
+  try {
+    const parsed = JSON.parse(Buffer.from(data).toString('utf8')) as { activity_type?: string; activityType?: string };
+    return parsed.activity_type ?? parsed.activityType ?? 'local activity';
+  } catch {
+    return 'local activity';
+  }
 }
 
 type Timestamp = { seconds?: { toString(): string } | number | null; nanos?: number | null } | null | undefined;

@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { bundleWorkflowCode, Worker, type NativeConnection } from '@temporalio/worker';
 import { QUIET_BUNDLER, workflowBundlerOptions } from '../../src/temporal/workflowBundle';
+import type { PlaybookRunner } from '../../activities/ansibleRunner';
 import type { HostCapacity } from '../../src/admission/hostCapacity';
 import { createAdmissionRepository, type AdmissionRepository } from '../../src/admission/repository';
 import { loadConfig, type Config } from '../../src/config';
@@ -10,7 +11,6 @@ import { createDb, type Db } from '../../src/db/pool';
 import { projectRoot } from '../../src/paths';
 import { startOpsWorker, type OpsWorker } from '../../src/worker';
 import { bareActivities } from './bareActivities';
-import type { CountingNoopRunner } from './noopRunner';
 import { within } from './wait';
 
 
@@ -50,14 +50,14 @@ export type BenchWorker = {
   stop(): Promise<void>;
 };
 
-/** Our whole worker in this process (shared queue, agent queue, reporter, dispatcher) with a no-op runner. */
+/** Our whole worker in this process (shared queue, agent queue, reporter, dispatcher), with the runner given. */
 export async function startBenchWorker(opts: {
   databaseUrl: string;
   temporalAddress: string;
   connection: NativeConnection;
   temporal: Client;
   workflowBundle: string;
-  runner: CountingNoopRunner;
+  runner: PlaybookRunner;
   name: string;
   env: NodeJS.ProcessEnv;
   host?: HostCapacity;

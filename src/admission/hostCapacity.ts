@@ -31,14 +31,24 @@ export async function probeHost(): Promise<HostCapacity> {
  * GPU memory each process holds, in MiB, by pid, or null where there is no NVIDIA GPU; used to
  * attribute VRAM to one playbook's process tree rather than to the whole host.
  */
-export function gpuMemoryByPid(): Promise<Map<number, number> | null> {
+export async function gpuMemoryByPid(): Promise<Map<number, number> | null> {
+  const stdout = await nvidiaSmi(['--query-compute-apps=pid,used_memory', '--format=csv,noheader,nounits']);
+  return stdout === null ? null : parseComputeApps(stdout);
+}
+
+/**
+ * nvidia-smi's output, or null when it fails. A host without it is asked once: every spawn forks
+ * the worker (hundreds of MiB), and the runner and the capacity report would ask every second.
+ */
+let nvidiaSmiMissing = false;
+
+function nvidiaSmi(args: string[]): Promise<string | null> {
+  if (nvidiaSmiMissing) return Promise.resolve(null);
   return new Promise((resolve) => {
-    execFile(
-      'nvidia-smi',
-      ['--query-compute-apps=pid,used_memory', '--format=csv,noheader,nounits'],
-      { timeout: 5000 },
-      (err, stdout) => resolve(err ? null : parseComputeApps(stdout)),
-    );
+    execFile('nvidia-smi', args, { timeout: 5000 }, (err, stdout) => {
+      if ((err as NodeJS.ErrnoException | null)?.code === 'ENOENT') nvidiaSmiMissing = true;
+      resolve(err ? null : stdout);
+    });
   });
 }
 
@@ -64,25 +74,17 @@ async function availableMemoryMb(): Promise<number> {
   return Math.round(os.freemem() / MB);
 }
 
-function nvidiaSmiMemory(): Promise<{ totalMb: number; freeMb: number } | null> {
-  return new Promise((resolve) => {
-    execFile(
-      'nvidia-smi',
-      ['--query-gpu=memory.total,memory.free', '--format=csv,noheader,nounits'],
-      { timeout: 5000 },
-      (err, stdout) => {
-        if (err) return resolve(null);
-        const gpus = stdout
-          .trim()
-          .split('\n')
-          .map((line) => line.split(',').map((v) => Number(v.trim())))
-          .filter((v) => v.length === 2 && v.every(Number.isFinite));
-        if (gpus.length === 0) return resolve(null);
-        resolve({
-          totalMb: gpus.reduce((sum, [total]) => sum + (total ?? 0), 0),
-          freeMb: gpus.reduce((sum, [, free]) => sum + (free ?? 0), 0),
-        });
-      },
-    );
-  });
+async function nvidiaSmiMemory(): Promise<{ totalMb: number; freeMb: number } | null> {
+  const stdout = await nvidiaSmi(['--query-gpu=memory.total,memory.free', '--format=csv,noheader,nounits']);
+  if (stdout === null) return null;
+  const gpus = stdout
+    .trim()
+    .split('\n')
+    .map((line) => line.split(',').map((v) => Number(v.trim())))
+    .filter((v) => v.length === 2 && v.every(Number.isFinite));
+  if (gpus.length === 0) return null;
+  return {
+    totalMb: gpus.reduce((sum, [total]) => sum + (total ?? 0), 0),
+    freeMb: gpus.reduce((sum, [, free]) => sum + (free ?? 0), 0),
+  };
 }

@@ -32,7 +32,8 @@ export function registerTaskCommands(program: Command): void {
       const { taskId, existing } = await api.call<SubmitTaskResponse>('POST', '/api/v1/tasks', submitBody(opts));
       console.log(`${existing ? 'already submitted' : 'submitted'}: ${taskId}`);
       if (!opts.follow) return;
-      const final = await api.follow(taskId, (state) => console.log(describeState(state)));
+      // A person watching wants the playbook's current task too, which changes without a new row.
+      const final = await api.follow(taskId, (state) => console.log(describeState(state)), { progressEveryS: 2 });
       process.exitCode = final.status === 'succeeded' ? 0 : 1;
     });
 

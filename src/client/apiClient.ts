@@ -47,7 +47,9 @@ export function createApiClient({ baseUrl, token }: { baseUrl: string; token?: s
   const client = {
     call,
     submit: (request: SubmitTaskRequest) => call<SubmitTaskResponse>('POST', '/api/v1/tasks', request),
-    state: (taskId: string) => call<LiveTask>('GET', `/api/v1/tasks/${encodeURIComponent(taskId)}`),
+    /** The live state; with `waitS`, once the task changes state or after that many seconds (at once if it ended). */
+    state: (taskId: string, waitS?: number) =>
+      call<LiveTask>('GET', `/api/v1/tasks/${encodeURIComponent(taskId)}${waitS === undefined ? '' : `?wait=${waitS}s`}`),
     command: (taskId: string, name: OperatorCommandName, body: OverrideCommand = {}) =>
       call<TaskState>('POST', `/api/v1/tasks/${encodeURIComponent(taskId)}/${name}`, body),
     /** One page of ledger rows; `filters` are GET /api/v1/audit's query parameters, `cursor` included. */
@@ -61,20 +63,27 @@ export function createApiClient({ baseUrl, token }: { baseUrl: string; token?: s
       call<DispatchState>('POST', `/api/v1/dispatch/${held ? 'hold' : 'release'}`, by ? { by } : {}),
 
     /**
-     * Polls the live state until the task ends, calling `onChange` whenever what it shows changes.
-     * A final status is shown only once the final row is in the ledger, so the trail read next has it.
+     * Follows the live state until the task ends, calling `onChange` whenever what it shows changes.
+     * After the first read each call waits on the API for the task's next change (no polling), up
+     * to `waitS`; a running playbook's progress is no change of state, so `progressEveryS` (the
+     * CLI's) reads it that often while it runs. A final status is shown only once the final row is
+     * in the ledger, so the trail read next has it.
      */
-    async follow(taskId: string, onChange: (state: LiveTask) => void = () => undefined, everyMs = 1000): Promise<LiveTask> {
+    async follow(
+      taskId: string,
+      onChange: (state: LiveTask) => void = () => undefined,
+      { waitS = 30, progressEveryS }: { waitS?: number; progressEveryS?: number } = {},
+    ): Promise<LiveTask> {
       let last = '';
+      let state = await client.state(taskId);
       for (;;) {
-        const state = await client.state(taskId);
         const shown = JSON.stringify([state.status, state.waiting, state.progress?.task, state.agent]);
         if (shown !== last) {
           last = shown;
           onChange(state);
         }
         if (isFinalStatus(state.status)) return state;
-        await new Promise((r) => setTimeout(r, everyMs));
+        state = await client.state(taskId, state.status === 'running' && progressEveryS ? Math.min(progressEveryS, waitS) : waitS);
       }
     },
 

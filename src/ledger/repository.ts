@@ -1,5 +1,6 @@
 import type { Db } from '../db/pool';
 import { LedgerConflictError } from '../errors';
+import { LEDGER_APPEND_CHANNEL } from './taskChanges';
 import type { FailureClass, Json, LedgerEntry, TaskStatus } from '../../contracts';
 
 /** A ledger row as the API returns it. */
@@ -78,7 +79,12 @@ export const LEDGER_COLUMNS = FIELDS.map(([, column]) => column.read ?? column.n
 export const APPEND_COLUMNS = APPENDED.map((column) => column.name).join(', ');
 export const APPEND_PLACEHOLDERS = APPENDED.map((_, i) => `$${i + 1}`).join(', ');
 
-const APPEND_SQL = `INSERT INTO tasks (${APPEND_COLUMNS}) VALUES (${APPEND_PLACEHOLDERS}) RETURNING ${LEDGER_COLUMNS}`;
+/**
+ * The append notifies its status and task id in the same statement, so the notice goes out with the commit
+ * and only for a row that was written (a retried row the chain trigger skips returns none).
+ */
+const APPEND_SQL = `WITH appended AS (INSERT INTO tasks (${APPEND_COLUMNS}) VALUES (${APPEND_PLACEHOLDERS}) RETURNING ${LEDGER_COLUMNS})
+  SELECT appended.*, pg_notify('${LEDGER_APPEND_CHANNEL}', appended.status || ' ' || appended.task_id) AS notified FROM appended`;
 
 export function appendValues(entry: LedgerEntry): unknown[] {
   return APPENDED.map((column) => column.write(entry));

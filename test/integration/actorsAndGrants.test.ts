@@ -4,6 +4,7 @@ import type { temporal } from '@temporalio/proto';
 import { capacityGrantedSignal } from '../../workflows/messages';
 import { taskRuntimeOf } from '../../src/config';
 import { agentToken, api, eventually, startTestStack, TEST_TOKENS, type TestStack } from '../support/stack';
+import { someoneWaitsOnLockOf } from '../support/locks';
 import { testEnv } from '../support/testEnv';
 
 const run = promisify(execFile);
@@ -225,8 +226,9 @@ describe('actors of record and capacity grants', () => {
         await lock.query('BEGIN');
         await lock.query("SELECT pg_advisory_xact_lock(hashtext('opsledger.admission'))");
         override = command(taskId, 'override', { reason: 'now' });
+        // The override's admission step is a local activity: blocked on the lock inside a workflow task in flight.
         await eventually(async () =>
-          (await handle.describe()).raw.pendingActivities?.some((a) => a.activityType?.name === 'overrideAdmission') ? true : undefined,
+          (await someoneWaitsOnLockOf(stack.db, lock)) && (await handle.describe()).raw.pendingWorkflowTask ? true : undefined,
         );
         await handle.signal(capacityGrantedSignal, { agentId: agentId(), taskQueue: deadQueue(), loadPctAtDispatch: 99, overridden: false });
         await untilActedOnSignal(taskId, 'workflowTaskCompletedEventAttributes');
@@ -259,7 +261,7 @@ describe('actors of record and capacity grants', () => {
       const signalled = await temporalCli(['workflow', 'signal', '--workflow-id', taskId, '--name', 'capacityGranted', '--input', JSON.stringify(grant)]);
       expect(signalled).toMatchObject({ ok: true });
       // Whatever the workflow does first about the signal has finished.
-      await untilActedOnSignal(taskId, 'activityTaskCompletedEventAttributes');
+      await untilActedOnSignal(taskId, 'markerRecordedEventAttributes');
 
       expect((await trail(taskId)).map((r) => r.status)).toEqual(['queued', 'paused']);
       expect(await state(taskId)).toMatchObject({ status: 'paused', attempt: 0, waiting: { reason: 'capacity' } });

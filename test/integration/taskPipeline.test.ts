@@ -4,6 +4,7 @@ import path from 'node:path';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { OpsStatus } from '../../contracts';
 import { api, eventually, startTestStack, TEST_TOKENS, type TestStack } from '../support/stack';
+import { someoneWaitsOnLockOf } from '../support/locks';
 import { expectRanOnce, IN_PROCESS_STACK_MAY_WAIT_FOR } from '../support/trail';
 
 const FINAL = ['succeeded', 'failed', 'cancelled', 'timed_out'];
@@ -117,9 +118,8 @@ describe('task pipeline through the API, the dev server and ansible-playbook', (
       await chain.query('BEGIN');
       await chain.query("SELECT pg_advisory_xact_lock(hashtext('opsledger.ledger_chain'))");
       fs.writeFileSync(gate, '');
-      await eventually(async () =>
-        (await handle.describe()).raw.pendingActivities?.some((a) => a.activityType?.name === 'recordDecision') ? true : undefined,
-      );
+      // The final row's append (a local activity, not listed in describe) waits for that lock.
+      await eventually(async () => ((await someoneWaitsOnLockOf(stack.db, chain)) ? true : undefined));
       const live = await state();
       expect(live).toMatchObject({ status: 'running', workflow: { status: 'RUNNING' } });
       expect(live.result).toBeUndefined();

@@ -11,10 +11,12 @@ import {
 } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { Router, type Response } from 'express';
+import client from 'prom-client';
 import { z } from 'zod';
 import { cancelUpdate, overrideUpdate, pauseUpdate, resumeUpdate, stateQuery } from '../../../workflows/messages';
 import {
   COMMAND_INPUT,
+  isFinalStatus,
   LiveTask,
   OPERATOR_COMMANDS,
   PlaybookProgress,
@@ -27,9 +29,12 @@ import {
   type TaskRuntime,
   type TaskWorkflowInput,
 } from '../../../contracts';
+import { TaskWaitQuery } from '../../../contracts/taskWait';
+import type { Db } from '../../db/pool';
+import { createTaskChanges, type TaskChanges } from '../../ledger/taskChanges';
 import { InvalidTransitionError, NoAgentCanFitError, NotFoundError, UnauthorizedError, ValidationError } from '../../errors';
 import { forTask } from '../../logger';
-import { tasksSubmitted } from '../../metrics';
+import { registry, tasksSubmitted } from '../../metrics';
 import { signPrincipal } from '../../principalProof';
 import { SecretKeyError, sealSecrets, unsealSecrets } from '../../secrets';
 import { startTask, type StartOptions } from '../../temporal/client';
@@ -39,6 +44,8 @@ import { parseOrThrow } from '../problem';
 
 export type TasksRouterDeps = {
   temporal: Client;
+  /** Where a waiting caller learns that its task changed: the ledger's append notices. */
+  db: Db;
   /** Seals secretVars; without it, a task that carries secrets is refused. */
   secretKey?: string;
   runtime: TaskRuntime;
@@ -50,6 +57,13 @@ export type TasksRouterDeps = {
 
 const TaskIdParams = z.object({ taskId: TaskId });
 
+/** Callers of GET /tasks/:id?wait that have their first read and hold for a change. */
+export const taskWaiters = new client.Gauge({
+  name: 'opsledger_task_waiters',
+  help: 'Callers waiting on GET /tasks/:id?wait for their task to change.',
+  registers: [registry],
+});
+
 const COMMANDS = {
   pause: { update: pauseUpdate, summary: 'Hold a waiting task: it keeps its place but is not resumed automatically.' },
   resume: { update: resumeUpdate, summary: 'Release an operator hold: the task waits for capacity again, in its old place.' },
@@ -57,8 +71,10 @@ const COMMANDS = {
   cancel: { update: cancelUpdate, summary: 'Cancel a task; a running playbook is killed.' },
 } as const satisfies Record<OperatorCommandName, unknown>;
 
-export function tasksRouter({ temporal, secretKey, runtime, playbooksDir, openapi, admission }: TasksRouterDeps): Router {
+export function tasksRouter({ temporal, db, secretKey, runtime, playbooksDir, openapi, admission }: TasksRouterDeps): Router {
   const router = Router();
+  const changes = createTaskChanges(db);
+  const afterNotice = sharedReads();
 
   openapi.registerPath({
     method: 'post',
@@ -108,23 +124,20 @@ export function tasksRouter({ temporal, secretKey, runtime, playbooksDir, openap
     method: 'get',
     path: '/api/v1/tasks/{taskId}',
     summary: 'Live state of a task from its workflow: waiting and why, running and the current ansible task, or how it ended.',
-    request: { params: TaskIdParams },
+    description:
+      'With `wait`, the answer is held until the task changes state (a row is appended to its trail) or the wait ends, ' +
+      'and comes at once for a task that has ended: an orchestrator waits without polling.',
+    request: { params: TaskIdParams, query: TaskWaitQuery },
     responses: {
       200: { description: 'Live state', content: { 'application/json': { schema: LiveTask } } },
+      400: problemResponse('Invalid wait'),
       404: problemResponse('No such task'),
     },
   });
   router.get('/tasks/:taskId', requireRole('viewer'), async (req, res) => {
     const { taskId } = parseOrThrow(TaskIdParams, req.params);
-    const handle = temporal.workflow.getHandle(taskId);
-    try {
-      const [description, state] = await Promise.all([handle.describe(), handle.query(stateQuery)]);
-      const progress = state.status === 'running' ? playbookProgress(description) : undefined;
-      res.json({ ...state, ...(progress ? { progress } : {}), workflow: { runId: description.runId, status: description.status.name } });
-    } catch (err) {
-      if (err instanceof WorkflowNotFoundError) throw new NotFoundError(`no task ${taskId}`);
-      throw err;
-    }
+    const { wait } = parseOrThrow(TaskWaitQuery, req.query);
+    res.json(wait === undefined ? await liveTask(temporal, taskId) : await liveTaskAfterChange(temporal, changes, afterNotice, taskId, wait, res));
   });
 
   for (const name of OPERATOR_COMMANDS) {
@@ -204,6 +217,78 @@ async function executeCommand<T>(temporal: Client, taskId: string, run: () => Pr
     }
     throw err;
   }
+}
+
+async function liveTask(temporal: Client, taskId: string): Promise<LiveTask> {
+  const handle = temporal.workflow.getHandle(taskId);
+  try {
+    const [description, state] = await Promise.all([handle.describe(), handle.query(stateQuery)]);
+    const progress = state.status === 'running' ? playbookProgress(description) : undefined;
+    return { ...state, ...(progress ? { progress } : {}), workflow: { runId: description.runId, status: description.status.name } };
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) throw new NotFoundError(`no task ${taskId}`);
+    throw err;
+  }
+}
+
+/**
+ * The state once the task's trail grows or `waitMs` passes; at once for an ended task. The wait
+ * starts before the first read, so a row appended in between wakes it.
+ */
+async function liveTaskAfterChange(
+  temporal: Client,
+  changes: TaskChanges,
+  afterNotice: SharedReads,
+  taskId: string,
+  waitMs: number,
+  res: Response,
+): Promise<LiveTask> {
+  const change = await changes.next(taskId, waitMs);
+  // A caller that hangs up stops waiting (the response closes before it is sent): abandoned calls hold nothing.
+  const hungUp = () => change.cancel();
+  res.on('close', hungUp);
+  try {
+    const now = await liveTask(temporal, taskId);
+    if (now.workflow.status !== 'RUNNING') return now;
+    taskWaiters.inc();
+    const appended = await change.changed.finally(() => taskWaiters.dec());
+    if (appended === undefined) return await liveTask(temporal, taskId);
+    // Every caller one notice woke shares one read, begun after the notice: a thousand callers of
+    // one task cost one read. The notice comes with the row's commit, a moment before the workflow
+    // has taken in that its step returned: after a final row the read waits for the run to close.
+    return await afterNotice(`${appended.notice}`, async () => {
+      if (isFinalStatus(appended.status)) await closedWithin(temporal, taskId, FINAL_ROW_TO_CLOSE_MS);
+      return liveTask(temporal, taskId);
+    });
+  } finally {
+    change.cancel();
+    res.off('close', hungUp);
+  }
+}
+
+type SharedReads = (key: string, read: () => Promise<LiveTask>) => Promise<LiveTask>;
+
+/** Callers asking under the same key while a read is in flight get that read's answer. */
+function sharedReads(): SharedReads {
+  const inFlight = new Map<string, Promise<LiveTask>>();
+  return (key, read) => {
+    const pending = inFlight.get(key);
+    if (pending) return pending;
+    const started = read().finally(() => inFlight.delete(key));
+    inFlight.set(key, started);
+    return started;
+  };
+}
+
+// After its final row a run closes within its workflow task; this only bounds a worker that died then.
+const FINAL_ROW_TO_CLOSE_MS = 10_000;
+
+/** Waits (Temporal's own long-poll for the close event) until the run closes, or `ms` passes. */
+async function closedWithin(temporal: Client, taskId: string, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const closed = temporal.workflow.getHandle(taskId).result().then(() => undefined, () => undefined);
+  await Promise.race([closed, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
 }
 
 /** The running playbook's last heartbeat (current play and task), kept by Temporal with the activity. */
