@@ -14,10 +14,12 @@ import { problemHandler } from './problem';
 import { agentsRouter } from './routes/agents';
 import { auditPageRouter } from './routes/auditPage';
 import { auditRouter } from './routes/audit';
+import { auditTasksRouter } from './routes/auditTasks';
 import { dispatchRouter } from './routes/dispatch';
 import { healthRouter } from './routes/health';
 import { tasksRouter } from './routes/tasks';
 import { verifyRouter } from './routes/verify';
+import { whoamiRouter } from './routes/whoami';
 
 export type AppDeps = {
   db: Db;
@@ -65,9 +67,11 @@ export function createApp(deps: AppDeps): Express {
   app.use('/api/v1', tasksRouter({ ...deps, openapi }));
   app.use('/api/v1/audit', requireRole('viewer'));
   app.use('/api/v1', verifyRouter({ ...deps, openapi }));
+  app.use('/api/v1', auditTasksRouter({ ...deps, openapi }));
   app.use('/api/v1', auditRouter({ ...deps, openapi }));
   app.use('/api/v1', agentsRouter({ ...deps, openapi }));
   app.use('/api/v1', dispatchRouter({ ...deps, openapi }));
+  app.use('/api/v1', whoamiRouter({ openapi }));
 
   const document = buildOpenApiDocument(openapi);
   app.get('/api/v1/openapi.json', (_req, res) => {
