@@ -14,6 +14,7 @@ import { problemHandler } from './problem';
 import { agentsRouter } from './routes/agents';
 import { auditPageRouter } from './routes/auditPage';
 import { auditRouter } from './routes/audit';
+import { auditExportRouter } from './routes/auditExport';
 import { auditTasksRouter } from './routes/auditTasks';
 import { dispatchRouter } from './routes/dispatch';
 import { healthRouter } from './routes/health';
@@ -68,6 +69,7 @@ export function createApp(deps: AppDeps): Express {
   app.use('/api/v1/audit', requireRole('viewer'));
   app.use('/api/v1', verifyRouter({ ...deps, openapi }));
   app.use('/api/v1', auditTasksRouter({ ...deps, openapi }));
+  app.use('/api/v1', auditExportRouter({ ...deps, openapi }));
   app.use('/api/v1', auditRouter({ ...deps, openapi }));
   app.use('/api/v1', agentsRouter({ ...deps, openapi }));
   app.use('/api/v1', dispatchRouter({ ...deps, openapi }));
