@@ -36,11 +36,20 @@ export const TaskLinesPage = z
   .meta({ id: 'TaskLinesPage' });
 export type TaskLinesPage = z.infer<typeof TaskLinesPage>;
 
+/** Where a browser reaches the Temporal Web UI, and the namespace of opsledger's workflows. */
+export const TemporalUi = z
+  .object({ url: z.string().meta({ example: 'http://localhost:8233' }), namespace: z.string() })
+  .meta({ id: 'TemporalUi' });
+export type TemporalUi = z.infer<typeof TemporalUi>;
+
 /** The caller as its token authenticated it: the page offers only what this role may do. */
 export const WhoAmI = z
   .object({
     name: z.string().meta({ description: 'The token’s name in OPSLEDGER_TOKENS: the actor of record of what it does' }),
     role: z.enum(['viewer', 'operator', 'orchestrator', 'admin']),
+    temporalUi: z
+      .union([TemporalUi, z.null()])
+      .meta({ description: 'For operators and admins, where the API was told the Temporal Web UI is (TEMPORAL_UI_URL); null for other roles' }),
   })
   .meta({ id: 'WhoAmI' });
 export type WhoAmI = z.infer<typeof WhoAmI>;

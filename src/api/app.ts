@@ -1,7 +1,7 @@
 import type { Client } from '@temporalio/client';
 import express, { type Express } from 'express';
 import helmet from 'helmet';
-import type { TaskRuntime } from '../../contracts';
+import type { TaskRuntime, TemporalUi } from '../../contracts';
 import type { AdmissionRepository } from '../admission/repository';
 import type { Db } from '../db/pool';
 import { NotFoundError } from '../errors';
@@ -32,6 +32,8 @@ export type AppDeps = {
   tokens: TokenConfig;
   secretKey?: string;
   cursorSecret: string;
+  /** The Temporal Web UI the page links operators to; without it the page shows no such links. */
+  temporalUi?: TemporalUi;
 };
 
 export function createApp(deps: AppDeps): Express {
@@ -73,7 +75,7 @@ export function createApp(deps: AppDeps): Express {
   app.use('/api/v1', auditRouter({ ...deps, openapi }));
   app.use('/api/v1', agentsRouter({ ...deps, openapi }));
   app.use('/api/v1', dispatchRouter({ ...deps, openapi }));
-  app.use('/api/v1', whoamiRouter({ openapi }));
+  app.use('/api/v1', whoamiRouter({ openapi, temporalUi: deps.temporalUi }));
 
   const document = buildOpenApiDocument(openapi);
   app.get('/api/v1/openapi.json', (_req, res) => {

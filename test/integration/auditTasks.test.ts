@@ -122,14 +122,15 @@ describe('the task lines and whoami endpoints', () => {
   });
 
   test.each([
-    ['viewer', 'test-viewer'],
-    ['operator', 'test-operator'],
-    ['orchestrator', 'test-orchestrator'],
-    ['admin', 'test-admin'],
-  ] as const)('whoami tells the %s token its name and role', async (role, name) => {
+    ['viewer', 'test-viewer', false],
+    ['operator', 'test-operator', true],
+    ['orchestrator', 'test-orchestrator', false],
+    ['admin', 'test-admin', true],
+  ] as const)('whoami tells the %s token its name and role, and the Temporal UI only to roles that act', async (role, name, seesUi) => {
     const res = await api(stack.baseUrl, 'GET', '/api/v1/whoami', undefined, TEST_TOKENS[role]);
     expect(res.status).toBe(200);
-    expect(res.json).toEqual({ name, role });
+    const temporalUi = seesUi ? { url: 'http://localhost:8233', namespace: 'default' } : null;
+    expect(res.json).toEqual({ name, role, temporalUi });
   });
 
   test('both answers parse, unchanged, with the schemas the OpenAPI document names, and each needs a token there', async () => {
