@@ -254,12 +254,15 @@ function durationCell(line) {
   return parts;
 }
 
+const FINAL = ['succeeded', 'failed', 'cancelled', 'timed_out'];
+
 function taskLineElement(line) {
+  const inFlight = !FINAL.includes(line.status);
   return el(
     'tr',
     { 'data-task-id': line.taskId, 'data-status': line.status, className: line.taskId === openTaskId() ? 'selected' : null },
     el('td', { className: 'nowrap' }, localTime(line.lastAt)),
-    el('td', {}, trailOpener(line.taskId)),
+    el('td', {}, trailOpener(line.taskId), inFlight ? [' ', waitRoom.workflowLink(line.taskId)] : null),
     el('td', {}, badge(line.status)),
     el('td', {}, list(line.services)),
     el('td', {}, breakable(list(line.intents))),
