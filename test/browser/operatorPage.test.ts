@@ -18,6 +18,7 @@ const CHROMIUM = {
 // Kept after the run, beside the audit page test's own screenshots.
 const SCREENSHOTS = path.join(os.tmpdir(), 'opsledger-operator-page');
 
+type ChartData = { labels: string[]; datasets: { label: string; data: number[] }[] };
 type Row = { id: string; taskId: string; status: string; actor: string; outcome: Record<string, unknown> | null };
 
 /**
@@ -91,6 +92,13 @@ describe('the operator\'s page in a browser', () => {
     await page.locator('#results-status', { hasText: /shown|No / }).or(page.locator('#form-errors:visible')).waitFor();
     expect((await page.locator('#form-errors').isVisible()) ? await page.textContent('#form-errors') : '').toBe('');
   };
+  /** What Chart.js drew on a canvas: its labels and datasets. */
+  const chartData = (id: string) =>
+    page.$eval(`#${id}`, (canvas) => {
+      const { Chart } = globalThis as unknown as { Chart: { getChart(c: unknown): { data: ChartData } } };
+      const { labels, datasets } = Chart.getChart(canvas).data;
+      return { labels, datasets: datasets.map((d) => ({ label: d.label, data: d.data })) };
+    });
   const queueRow = (taskId: string) => page.locator(`#queue tbody tr[data-task-id="${taskId}"]`);
 
   test('signed in as a viewer, the page opens on tasks; "kuma, past week" shows exactly the API\'s lines, one per task', async () => {
@@ -152,15 +160,11 @@ describe('the operator\'s page in a browser', () => {
 
   test('the failure chart shows the seeded classes, and the activity chart the seeded service', async () => {
     await page.locator('#activity-status', { hasText: 'interval' }).waitFor();
-    const charts = await page.evaluate(() => {
-      const chart = (id: string) => (window as unknown as { Chart: { getChart(c: Element): { data: any } } }).Chart.getChart(document.getElementById(id)!)!.data;
-      const failures = chart('failure-chart');
-      const activity = chart('activity-chart');
-      return {
-        failures: Object.fromEntries(failures.labels.map((label: string, i: number) => [label, failures.datasets[0].data[i]])),
-        activity: activity.datasets.map((d: { label: string; data: number[] }) => [d.label, d.data.reduce((a, b) => a + b, 0)]),
-      };
-    });
+    const [failures, activity] = await Promise.all(['failure-chart', 'activity-chart'].map(chartData));
+    const charts = {
+      failures: Object.fromEntries(failures!.labels.map((label, i) => [label, failures!.datasets[0]!.data[i]])),
+      activity: activity!.datasets.map((d) => [d.label, d.data.reduce((a, b) => a + b, 0)]),
+    };
     expect(charts.failures).toEqual({ 'resource constraint': 0, 'application error': 1, infrastructure: 0, timeout: 0, cancelled: 0 });
     const seededRows = (await Promise.all([okTask, failTask, otherTask, waitingTask].map(trail))).flat().length;
     expect(charts.activity).toEqual([[service, seededRows]]);
@@ -269,7 +273,7 @@ describe('the operator\'s page in a browser', () => {
     await page.setViewportSize({ width: 390, height: 844 });
     await page.goto(`${stack.baseUrl}/audit?service=${service}`);
     await waitForResults();
-    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    expect(await page.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(390);
     await page.screenshot({ path: path.join(SCREENSHOTS, 'tasks-phone.png'), fullPage: true });
   });
 
