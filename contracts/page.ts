@@ -18,7 +18,7 @@ export const TaskLine = z
     actor: z.string().meta({ description: 'The actor of record of the latest row' }),
     submittedBy: z.string().meta({ description: 'The actor of record of the task’s first row' }),
     failureClass: z.union([FailureClass, z.null()]),
-    rows: z.number().int().meta({ description: 'The latest row’s seq: how many decisions its run has recorded' }),
+    latestSeq: z.number().int().meta({ description: 'The latest row’s seq: its place in the trail of its run' }),
     firstAt: z.iso.datetime().meta({ description: 'When the task’s first row was appended' }),
     lastAt: z.iso.datetime().meta({ description: 'When its latest row was appended' }),
     elapsedS: z.number().meta({ description: 'lastAt minus firstAt, in seconds' }),

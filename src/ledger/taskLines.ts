@@ -88,7 +88,7 @@ function toTaskLine(row: RawTaskLine): TaskLine {
     actor: row.actor,
     submittedBy: row.submitted_by,
     failureClass: row.failure_class,
-    rows: row.seq,
+    latestSeq: row.seq,
     firstAt: row.first_at.toISOString(),
     lastAt: row.created_at.toISOString(),
     elapsedS: (row.created_at.getTime() - row.first_at.getTime()) / 1000,

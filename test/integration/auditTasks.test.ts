@@ -78,7 +78,7 @@ describe('the task lines and whoami endpoints', () => {
       actor: 'dispatcher',
       submittedBy: 'test-orchestrator',
       failureClass: null,
-      rows: 3,
+      latestSeq: 3,
       wallTimeS: 12.5,
       estimatedDurationS: 30,
     });
