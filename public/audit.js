@@ -244,12 +244,16 @@ function rowElement(row) {
   );
 }
 
-/** How long the task has taken so far, and the playbook's own time against its estimate where known. */
-function durationCell(line) {
-  const parts = [duration(line.elapsedS) || '—'];
+/**
+ * How long the task took from its first row to its latest, or, while in flight, so far; and the
+ * playbook's own time against its estimate where the latest row has them.
+ */
+function durationCell(line, inFlight) {
+  const seconds = inFlight ? (Date.now() - Date.parse(line.firstAt)) / 1000 : line.elapsedS;
+  const parts = [`${duration(seconds) || '—'}${inFlight ? ' so far' : ''}`];
   if (line.wallTimeS !== null) {
-    const estimate = line.estimatedDurationS === null ? '' : ` of ${duration(line.estimatedDurationS)} estimated`;
-    parts.push(el('span', { className: 'hint' }, ` (ran ${duration(line.wallTimeS)}${estimate})`));
+    const estimate = line.estimatedDurationS === null ? '' : `, est. ${duration(line.estimatedDurationS)}`;
+    parts.push(' ', el('span', { className: 'hint' }, `(ran ${duration(line.wallTimeS)}${estimate})`));
   }
   return parts;
 }
@@ -268,7 +272,7 @@ function taskLineElement(line) {
     el('td', {}, breakable(list(line.intents))),
     el('td', {}, line.agent || '—'),
     el('td', {}, line.actor || '—'),
-    el('td', { className: 'nowrap' }, durationCell(line)),
+    el('td', {}, durationCell(line, inFlight)),
     el('td', {}, breakable(line.failureClass || '—')),
   );
 }

@@ -86,6 +86,11 @@ describe('the audit explorer page in a browser', () => {
     const script = await fetch(`${baseUrl}/audit/assets/audit.js`);
     expect(script.status).toBe(200);
     expect(script.headers.get('content-type')).toContain('javascript');
+    for (const asset of ['/audit/assets/lib/waitRoom.js', '/audit/vendor/chart.umd.js']) {
+      const served = await fetch(`${baseUrl}${asset}`);
+      expect([asset, served.status, served.headers.get('content-type')]).toEqual([asset, 200, expect.stringContaining('javascript')]);
+      expect(served.headers.get('content-security-policy')).toBe(html.headers.get('content-security-policy'));
+    }
     expect((await fetch(`${baseUrl}/audit/assets/%2e%2e/package.json`)).status).toBe(404);
   });
 
