@@ -31,10 +31,14 @@ export async function streamAuditRows(db: Db, filter: AuditFilter): Promise<Read
       { batchSize: BATCH_ROWS, highWaterMark: BATCH_ROWS },
     ),
   );
+  // A checked-out client's error has no other listener: unheard, it would end the process.
+  const onConnectionError = (err: Error) => rows.destroy(err);
+  client.on('error', onConnectionError);
   let released = false;
   const release = (err?: Error) => {
     if (released) return;
     released = true;
+    client.off('error', onConnectionError);
     // A connection whose cursor broke off is not handed to the next caller.
     client.release(err);
   };

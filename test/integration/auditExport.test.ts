@@ -1,6 +1,6 @@
 import { createLedgerRepository } from '../../src/ledger/repository';
 import { CSV_COLUMNS, csvCell } from '../../src/api/exportFormats';
-import { api, startTestStack, TEST_TOKENS, type TestStack } from '../support/stack';
+import { api, eventually, startTestStack, TEST_TOKENS, type TestStack } from '../support/stack';
 
 /**
  * GET /api/v1/audit/export against rows appended here through the application's login: the file
@@ -105,6 +105,32 @@ describe('the audit export', () => {
     expect((await download('limit=5')).status).toBe(400);
     expect((await download(`service=${service}`, null)).status).toBe(401);
     expect((await download(`service=${service}`, TEST_TOKENS.agent)).status).toBe(403);
+  });
+
+  test('a client that leaves mid-file gets its connection back to the pool, whole', async () => {
+    const bulk = `${service}bulk`;
+    await stack.db.query(
+      `INSERT INTO tasks (task_id, run_id, seq, status, action, services_touched, actor, outcome)
+       SELECT 'bulk-' || n, 'run', 1, 'queued', 'deploy', ARRAY[$1], 'test', jsonb_build_object('pad', repeat('x', 10000))
+         FROM generate_series(1, 2000) AS n`,
+      [bulk],
+    );
+    const aborted = new AbortController();
+    try {
+      const res = await fetch(`${stack.baseUrl}/api/v1/audit/export?service=${bulk}`, {
+        headers: { authorization: `Bearer ${TEST_TOKENS.viewer}` },
+        signal: aborted.signal,
+      });
+      const first = await res.body!.getReader().read();
+      expect(new TextDecoder().decode(first.value).startsWith('{')).toBe(true);
+    } finally {
+      aborted.abort();
+    }
+    const { pool } = stack.db;
+    await eventually(async () => (pool.waitingCount === 0 && pool.idleCount === pool.totalCount ? true : undefined), 10_000);
+    // The connection given back is whole: the next export on the same pool answers every row.
+    const whole = await download(`service=${bulk}&format=ndjson`);
+    expect(whole.text.trimEnd().split('\n')).toHaveLength(2000);
   });
 
   test('the OpenAPI document describes it with both media types', async () => {
