@@ -1,15 +1,17 @@
 import { logger } from '../src/logger';
+import { runExportBench } from './export';
 import { runLedgerBench } from './ledger';
 import { runPipelineBench } from './pipeline';
 
 /**
- * `node dist/bench/run.js [pipeline|ledger]`: runs one benchmark (default: pipeline). What a bench resolves
+ * `node dist/bench/run.js [pipeline|ledger|export]`: runs one benchmark (default: pipeline). What a bench resolves
  * with is not the exit status: 0 means it finished (its PASS/FAIL lines say how it did), 1 that
  * it stalled or failed.
  */
 const BENCHES: Record<string, () => Promise<unknown>> = {
   pipeline: runPipelineBench,
   ledger: runLedgerBench,
+  export: runExportBench,
 };
 
 async function main(): Promise<void> {

@@ -11,6 +11,7 @@ export * from './commandRules';
 export * from './commands';
 export * from './intent';
 export * from './ledger';
+export * from './page';
 export * from './searchAttributes';
 export * from './statuses';
 export * from './stringRule';

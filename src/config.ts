@@ -30,6 +30,15 @@ export const ConfigSchema = z.object({
   TEMPORAL_ADDRESS: hostPort.default('localhost:7233'),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_UI_PORT: port.default(8233),
+  /**
+   * Where people's browsers reach the Temporal Web UI, for the audit page's links to workflows;
+   * default: the dev server's UI on this host, http://localhost:TEMPORAL_UI_PORT.
+   */
+  TEMPORAL_UI_URL: z
+    .string()
+    .regex(/^https?:\/\/[^\s/]+(\/\S*)?$/, 'expected an http:// or https:// URL')
+    .transform((url) => url.replace(/\/+$/, ''))
+    .optional(),
   /** Where `opsledger dev` starts its Temporal dev server when TEMPORAL_ADDRESS is not set. */
   OPSLEDGER_TEMPORAL_DEV_PORT: port.default(7233),
   TEMPORAL_CLI: z.string().min(1).optional(),
@@ -110,6 +119,11 @@ export function taskRuntimeOf(config: Config) {
     maxInfraAttempts: config.OPSLEDGER_MAX_INFRA_ATTEMPTS,
     maxWaitS: config.OPSLEDGER_MAX_WAIT_S,
   };
+}
+
+/** The Temporal Web UI the page links to: its address for browsers, and the namespace of our workflows. */
+export function temporalUiOf(config: Config): { url: string; namespace: string } {
+  return { url: config.TEMPORAL_UI_URL ?? `http://localhost:${config.TEMPORAL_UI_PORT}`, namespace: config.TEMPORAL_NAMESPACE };
 }
 
 export function agentTaskQueue(config: Config): string {

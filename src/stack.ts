@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { createApp } from './api/app';
 import { hashToken, newToken } from './api/auth';
-import { ConfigError, taskRuntimeOf, type Config } from './config';
+import { ConfigError, taskRuntimeOf, temporalUiOf, type Config } from './config';
 import { createAdmissionRepository } from './admission/repository';
 import { appLoginUser, ensureAppLogin, loginUrl, refuseOwnerLogin, type AppLogin } from './db/appLogin';
 import { startEmbeddedPostgres } from './db/embeddedPostgres';
@@ -144,6 +144,7 @@ export async function startApi(config: Config, db: Db, address: string, lifecycl
     secretKey: config.OPSLEDGER_SECRET_KEY,
     // A per-process key still works for one API; replicas must share OPSLEDGER_CURSOR_SECRET.
     cursorSecret: config.OPSLEDGER_CURSOR_SECRET ?? crypto.randomBytes(32).toString('base64url'),
+    temporalUi: temporalUiOf(config),
   });
   const server = http.createServer(app);
   await new Promise<void>((resolve, reject) => {

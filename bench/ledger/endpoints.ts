@@ -13,6 +13,7 @@ import {
 import { microsToIso, nowMicros } from '../../src/ledger/micros';
 import { createAuditQueries } from '../../src/ledger/auditQueries';
 import { createLedgerRepository } from '../../src/ledger/repository';
+import { createTaskLineQueries } from '../../src/ledger/taskLines';
 import { ACTIONS, FAILURE_CLASSES, FAILURE_GROUPINGS, TASK_STATUSES } from '../../contracts';
 import { AGENTS, SERVICES } from './fixture';
 import { recordingDb, seededRandom, summarize, timed, type Statement, type Timings } from './measure';
@@ -87,9 +88,14 @@ export async function roundTripFloor(appDb: Db): Promise<Timings> {
 function endpointCases(db: Db, taskIds: string[]): EndpointCase[] {
   const audit = createAuditQueries(db);
   const ledger = createLedgerRepository(db);
+  const taskLines = createTaskLineQueries(db);
   const list = (flags: Flags) => {
     const query = parseOrThrow(AuditQuery, flags);
     return { params: show(flags), call: () => audit.list(toAuditFilter(query, nowMicros()), { limit: query.limit }) };
+  };
+  const tasks = (flags: Flags) => {
+    const query = parseOrThrow(AuditQuery, flags);
+    return { params: show(flags), call: () => taskLines.list(toAuditFilter(query, nowMicros()), { limit: query.limit }) };
   };
   return [
     {
@@ -112,6 +118,14 @@ function endpointCases(db: Db, taskIds: string[]): EndpointCase[] {
     {
       label: '/audit agent filter',
       prepare: (r) => list({ agent: r.pick(AGENTS), ...listWindow(r) }),
+    },
+    {
+      label: '/audit/tasks service=kuma, past week, newest 50 task lines',
+      prepare: () => tasks({ service: 'kuma', from: '7d', limit: '50' }),
+    },
+    {
+      label: '/audit/tasks, a service or none, any window',
+      prepare: (r) => tasks({ ...listWindow(r), ...(r.chance(0.5) ? { service: r.pick(SERVICES) } : {}) }),
     },
     {
       label: '/audit/tasks/:taskId (ledger.trail)',

@@ -1,7 +1,7 @@
 import type { Client } from '@temporalio/client';
 import express, { type Express } from 'express';
 import helmet from 'helmet';
-import type { TaskRuntime } from '../../contracts';
+import type { TaskRuntime, TemporalUi } from '../../contracts';
 import type { AdmissionRepository } from '../admission/repository';
 import type { Db } from '../db/pool';
 import { NotFoundError } from '../errors';
@@ -15,10 +15,13 @@ import { problemHandler } from './problem';
 import { agentsRouter } from './routes/agents';
 import { auditPageRouter } from './routes/auditPage';
 import { auditRouter } from './routes/audit';
+import { auditExportRouter } from './routes/auditExport';
+import { auditTasksRouter } from './routes/auditTasks';
 import { dispatchRouter } from './routes/dispatch';
 import { healthRouter } from './routes/health';
 import { tasksRouter } from './routes/tasks';
 import { verifyRouter } from './routes/verify';
+import { whoamiRouter } from './routes/whoami';
 
 export type AppDeps = {
   db: Db;
@@ -30,6 +33,8 @@ export type AppDeps = {
   tokens: TokenConfig;
   secretKey?: string;
   cursorSecret: string;
+  /** The Temporal Web UI the page links operators to; without it the page shows no such links. */
+  temporalUi?: TemporalUi;
 };
 
 export function createApp(deps: AppDeps): Express {
@@ -67,9 +72,12 @@ export function createApp(deps: AppDeps): Express {
   app.use('/api/v1', tasksRouter({ ...deps, openapi }));
   app.use('/api/v1/audit', requireRole('viewer'));
   app.use('/api/v1', verifyRouter({ ...deps, openapi }));
+  app.use('/api/v1', auditTasksRouter({ ...deps, openapi }));
+  app.use('/api/v1', auditExportRouter({ ...deps, openapi }));
   app.use('/api/v1', auditRouter({ ...deps, openapi }));
   app.use('/api/v1', agentsRouter({ ...deps, openapi }));
   app.use('/api/v1', dispatchRouter({ ...deps, openapi }));
+  app.use('/api/v1', whoamiRouter({ openapi, temporalUi: deps.temporalUi }));
 
   const document = buildOpenApiDocument(openapi);
   app.get('/api/v1/openapi.json', (_req, res) => {

@@ -7,7 +7,7 @@ import type { HostCapacity } from '../../src/admission/hostCapacity';
 import { createAdmissionRepository } from '../../src/admission/repository';
 import { createApp } from '../../src/api/app';
 import { hashToken, type Role } from '../../src/api/auth';
-import { agentTaskQueue, loadConfig, taskRuntimeOf, type Config } from '../../src/config';
+import { agentTaskQueue, loadConfig, taskRuntimeOf, temporalUiOf, type Config } from '../../src/config';
 import { refuseOwnerLogin } from '../../src/db/appLogin';
 import { createDb, type Db } from '../../src/db/pool';
 import { createLedgerRepository } from '../../src/ledger/repository';
@@ -98,6 +98,7 @@ export async function startTestStack(
     tokens: [...testTokenConfig, agentTokenConfig(config.OPSLEDGER_AGENT_ID)],
     secretKey: config.OPSLEDGER_SECRET_KEY,
     cursorSecret: 'test-cursor-secret-0123456789',
+    temporalUi: temporalUiOf(config),
   });
   const server = http.createServer(app);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
