@@ -3,7 +3,7 @@ import QueryStream from 'pg-query-stream';
 import type { AuditRow } from '../../contracts';
 import type { Db } from '../db/pool';
 import type { AuditFilter } from './auditFilters';
-import { withIntents } from './auditRows';
+import { toAuditRow } from './auditRows';
 import { LEDGER_COLUMNS, toLedgerRow } from './repository';
 import { filterConditions, Params } from './rowFilter';
 
@@ -47,7 +47,7 @@ export async function streamAuditRows(db: Db, filter: AuditFilter): Promise<Read
   const toAuditRows = new Transform({
     objectMode: true,
     transform(raw: RawLedgerRow, _encoding, done) {
-      done(null, withIntents(toLedgerRow(raw)) satisfies AuditRow);
+      done(null, toAuditRow(toLedgerRow(raw)) satisfies AuditRow);
     },
   });
   rows.once('error', (err) => toAuditRows.destroy(err));

@@ -1,14 +1,13 @@
 import { FINAL_STATUSES } from '../../contracts';
 import type { AuditFilter } from './auditFilters';
-import { statusCondition } from './auditRows';
+import { statusCondition } from './statusCondition';
 import type { CursorPosition } from './cursor';
 import { microsToIso } from './micros';
 
 /**
- * The WHERE conditions of an AuditFilter over `tasks t`, for the queries that walk the ledger's
- * rows under the same filters as /audit: the task lines (taskLines.ts) and the export
- * (exportRows.ts). They are the conditions of auditRows.ts, so every view of one filter selects
- * the same rows.
+ * The WHERE conditions of an AuditFilter over `tasks t`, for every query that walks the ledger's
+ * rows under the filters of /audit: the row lists (auditRows.ts), the task lines (taskLines.ts)
+ * and the export (exportRows.ts), so that every view of one filter selects the same rows.
  */
 
 const FINAL_ROW = statusCondition(FINAL_STATUSES);
