@@ -1,0 +1,197 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { hashToken } from '../../src/api/auth';
+import { ensureAppLogin, loginUrl } from '../../src/db/appLogin';
+import { databaseUrl, ensureDatabase } from '../../src/db/databases';
+import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../../src/db/embeddedPostgres';
+import { migrate } from '../../src/db/migrate';
+import { projectRoot } from '../../src/paths';
+import { ensureTemporalCli } from '../../src/temporal/cli';
+import { startTemporalDevServer, type DevServer } from '../../src/temporal/devServer';
+import { pidsRunning } from '../../test/support/processes';
+import { freePort } from '../../test/support/ports';
+
+/**
+ * The stack the soak breaks, every part its own process: a PostgreSQL cluster of its own (never
+ * the machine's shared one), the Temporal dev server on a SQLite file that outlives its restarts,
+ * an API and a worker as `opsledger api` and `opsledger worker`. Each part can be SIGKILLed and
+ * started again on the same data; the worker can also be frozen (SIGSTOP) and thawed, which cuts
+ * it off from Temporal and PostgreSQL as a network partition would.
+ */
+
+export const FAULT_KINDS = ['worker', 'api', 'temporal', 'postgres', 'partition'] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+export type SoakCluster = {
+  baseUrl: string;
+  ownerUrl: string;
+  token: string;
+  agentId: string;
+  /** SIGKILL one part and start it again; resolves once it was started (not once it is ready). */
+  kill(kind: Exclude<FaultKind, 'partition'>): Promise<void>;
+  /** Freezes the worker for `ms`, then lets it go on. */
+  partition(ms: number): Promise<void>;
+  close(): Promise<void>;
+};
+
+type Part = { child?: ChildProcess; start(): Promise<void>; stop(): Promise<void> };
+
+export async function startSoakCluster(scratch: string): Promise<SoakCluster> {
+  const secret = crypto.randomBytes(18).toString('base64url');
+  const token = `soak-${secret}`;
+  const agentId = 'soak-agent';
+
+  // PostgreSQL: one cluster on a fixed port, kept across its restarts.
+  const pgDir = path.join(scratch, 'pg');
+  const pgPort = await freePort();
+  const startPostgres = () => startEmbeddedPostgres({ dataDir: pgDir, port: pgPort, database: 'postgres', stopsWithCaller: true });
+  let postgres: EmbeddedPostgresHandle = await startPostgres();
+  const ownerUrl = databaseUrl(postgres.url, 'opsledger_soak');
+  await ensureDatabase(databaseUrl(postgres.url, 'postgres'), 'opsledger_soak');
+  await migrate(ownerUrl);
+  const login = { user: 'opsledger_soak_app', password: crypto.randomBytes(18).toString('base64url'), role: 'opsledger_app' };
+  await ensureAppLogin(ownerUrl, login);
+
+  // Temporal: the same SQLite file, port and namespace across restarts.
+  const cli = await ensureTemporalCli(process.env.TEMPORAL_CLI);
+  const devServerOptions = {
+    cli,
+    dbFile: path.join(scratch, 'temporal.sqlite'),
+    logFile: path.join(scratch, 'temporal.log'),
+    port: await freePort(),
+    httpPort: await freePort(),
+    metricsPort: await freePort(),
+    namespace: 'default',
+    stopsWithCaller: true,
+  };
+  let temporal: DevServer = await startTemporalDevServer(devServerOptions);
+
+  const apiPort = await freePort();
+  const common: NodeJS.ProcessEnv = {
+    ...process.env,
+    DATABASE_URL: loginUrl(ownerUrl, login),
+    TEMPORAL_ADDRESS: temporal.address,
+    OPSLEDGER_SECRET_KEY: `soak-key-${secret}`,
+    OPSLEDGER_CURSOR_SECRET: `soak-cursor-${secret}`,
+    OPSLEDGER_DATA_DIR: path.join(scratch, 'data'),
+    OPSLEDGER_TASK_QUEUE: 'soak',
+    OPSLEDGER_AGENT_ID: agentId,
+    LOG_LEVEL: 'error',
+  };
+  const api = processPart(['api'], { ...common, PORT: String(apiPort), OPSLEDGER_TOKENS: `soak:admin:${hashToken(token)}` }, path.join(scratch, 'api.log'));
+  const worker = processPart(
+    ['worker'],
+    // Reports every second, and this machine's own load (the soak's too) must not stop dispatch.
+    { ...common, OPSLEDGER_AGENT_REPORT_S: '1', OPSLEDGER_LOAD_THRESHOLD_PCT: '1000' },
+    path.join(scratch, 'worker.log'),
+  );
+  await api.start();
+  await worker.start();
+
+  const parts: Record<Exclude<FaultKind, 'partition'>, Part> = {
+    api,
+    worker,
+    temporal: {
+      async start() {
+        temporal = await startTemporalDevServer(devServerOptions);
+      },
+      stop: () => temporal.stop(),
+    },
+    postgres: {
+      async start() {
+        postgres = await untilStarted(startPostgres);
+      },
+      stop: () => postgres.stop(),
+    },
+  };
+
+  return {
+    baseUrl: `http://127.0.0.1:${apiPort}`,
+    ownerUrl,
+    token,
+    agentId,
+    async kill(kind) {
+      if (kind === 'temporal') killAll(pidsRunning(devServerOptions.dbFile));
+      else if (kind === 'postgres') killAll(postmasterPid(pgDir));
+      else parts[kind].child?.kill('SIGKILL');
+      await waitForExit(kind === 'temporal' ? () => pidsRunning(devServerOptions.dbFile) : kind === 'postgres' ? () => postmasterPid(pgDir) : () => alive(parts[kind].child));
+      await parts[kind].start();
+    },
+    async partition(ms) {
+      const child = worker.child;
+      child?.kill('SIGSTOP');
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      child?.kill('SIGCONT');
+    },
+    async close() {
+      for (const part of [api, worker, parts.temporal, parts.postgres]) await part.stop().catch(() => undefined);
+      fs.rmSync(fs.realpathSync(path.join(pgDir, 'postgres')), { recursive: true, force: true });
+    },
+  };
+}
+
+function processPart(args: string[], env: NodeJS.ProcessEnv, logFile: string): Part {
+  const part: Part = {
+    async start() {
+      const log = fs.openSync(logFile, 'a');
+      part.child = spawn(process.execPath, [path.join(projectRoot, 'bin', 'opsledger.js'), ...args], { env, stdio: ['ignore', log, log] });
+      fs.closeSync(log);
+    },
+    async stop() {
+      const child = part.child;
+      if (!child || child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGCONT');
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+  return part;
+}
+
+/** The postmaster of the cluster, from its postmaster.pid; none when it is not running. */
+function postmasterPid(dataDir: string): number[] {
+  try {
+    const pid = Number(fs.readFileSync(path.join(dataDir, 'postgres', 'postmaster.pid'), 'utf8').split('\n')[0]);
+    process.kill(pid, 0);
+    return [pid];
+  } catch {
+    return [];
+  }
+}
+
+function alive(child: ChildProcess | undefined): number[] {
+  return child && child.exitCode === null && child.signalCode === null && child.pid ? [child.pid] : [];
+}
+
+function killAll(pids: number[]): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Gone already.
+    }
+  }
+}
+
+async function waitForExit(running: () => number[]): Promise<void> {
+  while (running().length > 0) await new Promise((resolve) => setTimeout(resolve, 50));
+}
+
+/**
+ * Backends of a SIGKILLed postmaster keep its shared memory until they notice it is gone; a start
+ * meanwhile is refused ("pre-existing shared memory block is still in use"). Tried again until it
+ * starts, 50 times at most.
+ */
+async function untilStarted<T>(start: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start();
+    } catch (err) {
+      if (attempt >= 50) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+}
