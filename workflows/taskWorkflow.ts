@@ -44,14 +44,36 @@ const POSTGRES_STEPS: Pick<ActivityOptions, 'startToCloseTimeout' | 'retry'> = {
 };
 
 /** Each step a round trip through the server: how runs that began before the patch go on. */
-const remoteSteps = proxyActivities<Activities>(POSTGRES_STEPS);
+const remoteSteps: PostgresSteps = proxyActivities<Activities>(POSTGRES_STEPS);
 
 /**
  * Each step run by the worker inside the workflow task, one marker in history. A local activity
- * retried, or run again after a crash lost its workflow task, repeats what it did: every step is
- * idempotent (a ledger row by its (taskId, runId, seq), admission by the reservation it finds).
+ * retried, or run again after a crash lost its workflow task, repeats what it did, so only steps
+ * whose effect follows from history alone run locally: the ledger appends (a row by its (taskId,
+ * runId, seq)), the estimate (a read, kept only once its workflow task completes) and the finish.
+ * A decision (admit, hold, release, override) whose answer steers which rows follow stays a round
+ * trip: run again, it may answer otherwise. The soak saw it: a first run recorded `resumed` at
+ * seq 2 before its workflow task was lost; run again, admitted at once, it found seq 2 taken by
+ * that row, and the workflow failed with no final row.
  */
-const localSteps = proxyLocalActivities<Activities>(POSTGRES_STEPS);
+const local = proxyLocalActivities<Activities>(POSTGRES_STEPS);
+// Named one by one: an activity proxy has no own keys to spread.
+const localSteps: PostgresSteps = {
+  recordDecision: local.recordDecision,
+  recordDispatched: local.recordDispatched,
+  recordFinalDecision: local.recordFinalDecision,
+  estimateDuration: local.estimateDuration,
+  finishTask: local.finishTask,
+  admit: remoteSteps.admit,
+  holdTask: remoteSteps.holdTask,
+  releaseHold: remoteSteps.releaseHold,
+  overrideAdmission: remoteSteps.overrideAdmission,
+};
+
+type PostgresSteps = Pick<
+  Activities,
+  'recordDecision' | 'recordDispatched' | 'recordFinalDecision' | 'estimateDuration' | 'finishTask' | 'admit' | 'holdTask' | 'releaseHold' | 'overrideAdmission'
+>;
 
 /** Runs started since this patch take their PostgreSQL steps locally and upsert once per transition. */
 export const LOCAL_POSTGRES_STEPS_PATCH = 'local-postgres-steps';
@@ -116,7 +138,7 @@ class TaskRun {
   private waitDeadline?: number;
   /** Whether this run takes its PostgreSQL steps locally; decided once, at its start. */
   private local = false;
-  private steps = remoteSteps;
+  private steps: PostgresSteps = remoteSteps;
   /** The final row's step already freed the reservation and queue row. */
   private released = false;
 
@@ -422,9 +444,13 @@ class TaskRun {
   }
 
   private async finish(status: TaskStatus, fields: Partial<LedgerEntry>, result?: RunResult): Promise<TaskResult> {
-    // Since the patch the final row's step also frees the reservation, one step instead of two.
+    // Since the patch the final row's step also frees the reservation, one step instead of two. A
+    // cancel comes by Update: were its workflow task lost after a local final row, an Update not
+    // sent again would leave that row behind a task that goes on; as a round trip it is written
+    // only once the cancel is in history.
+    const finalStep = status === 'cancelled' ? remoteSteps : this.steps;
     await this.record(status, { actor: 'opsledger', ...fields }, (entry) =>
-      this.local ? this.steps.recordFinalDecision(entry) : this.steps.recordDecision(entry),
+      this.local ? finalStep.recordFinalDecision(entry) : finalStep.recordDecision(entry),
     );
     this.released = this.local;
     // Only now may the live state, the Update answers and OpsStatus call the task final: an
