@@ -39,6 +39,15 @@ export function createDb({ connectionString, role, max = 10 }: DbOptions): Db {
   pool.on('error', (err: Error & { code?: string }) =>
     logger.warn({ error: err.message, code: err.code }, 'idle PostgreSQL connection failed'),
   );
+  // A checked-out client whose server goes away between two queries emits 'error' with no query
+  // to fail, and pg-pool listens only to idle ones: unheard, that error ended the process (the
+  // soak's SIGKILL of PostgreSQL took the worker down with it). Its next query fails instead, and
+  // the pool drops it on release.
+  pool.on('connect', (client) =>
+    client.on('error', (err: Error & { code?: string }) =>
+      logger.warn({ error: err.message, code: err.code }, 'PostgreSQL connection failed while checked out'),
+    ),
+  );
 
   return {
     pool,
