@@ -33,10 +33,12 @@ export type SoakCluster = {
   kill(kind: Exclude<FaultKind, 'partition'>): Promise<void>;
   /** Freezes the worker for `ms`, then lets it go on. */
   partition(ms: number): Promise<void>;
+  /** How often the API and the worker exited on their own (each was started again). */
+  crashes(): { api: number; worker: number };
   close(): Promise<void>;
 };
 
-type Part = { child?: ChildProcess; start(): Promise<void>; stop(): Promise<void> };
+type Part = { child?: ChildProcess; crashes?: number; stopping?: boolean; start(): Promise<void>; stop(): Promise<void> };
 
 export async function startSoakCluster(scratch: string): Promise<SoakCluster> {
   const secret = crypto.randomBytes(18).toString('base64url');
@@ -115,8 +117,15 @@ export async function startSoakCluster(scratch: string): Promise<SoakCluster> {
     async kill(kind) {
       if (kind === 'temporal') killAll(pidsRunning(devServerOptions.dbFile));
       else if (kind === 'postgres') killAll(postmasterPid(pgDir));
-      else parts[kind].child?.kill('SIGKILL');
-      await waitForExit(kind === 'temporal' ? () => pidsRunning(devServerOptions.dbFile) : kind === 'postgres' ? () => postmasterPid(pgDir) : () => alive(parts[kind].child));
+      else {
+        const child = parts[kind].child;
+        // Its exit is ours, not a crash: the part no longer holds it.
+        parts[kind].child = undefined;
+        child?.kill('SIGKILL');
+        await waitForExit(() => alive(child));
+      }
+      if (kind === 'temporal') await waitForExit(() => pidsRunning(devServerOptions.dbFile));
+      if (kind === 'postgres') await waitForExit(() => postmasterPid(pgDir));
       await parts[kind].start();
     },
     async partition(ms) {
@@ -125,6 +134,7 @@ export async function startSoakCluster(scratch: string): Promise<SoakCluster> {
       await new Promise((resolve) => setTimeout(resolve, ms));
       child?.kill('SIGCONT');
     },
+    crashes: () => ({ api: api.crashes ?? 0, worker: worker.crashes ?? 0 }),
     async close() {
       for (const part of [api, worker, parts.temporal, parts.postgres]) await part.stop().catch(() => undefined);
       fs.rmSync(fs.realpathSync(path.join(pgDir, 'postgres')), { recursive: true, force: true });
@@ -132,14 +142,26 @@ export async function startSoakCluster(scratch: string): Promise<SoakCluster> {
   };
 }
 
+/**
+ * An `opsledger` process. One that exits on its own (not killed or stopped by the soak) is counted
+ * as a crash and started again, as a supervisor would.
+ */
 function processPart(args: string[], env: NodeJS.ProcessEnv, logFile: string): Part {
   const part: Part = {
+    crashes: 0,
     async start() {
       const log = fs.openSync(logFile, 'a');
-      part.child = spawn(process.execPath, [path.join(projectRoot, 'bin', 'opsledger.js'), ...args], { env, stdio: ['ignore', log, log] });
+      const child = spawn(process.execPath, [path.join(projectRoot, 'bin', 'opsledger.js'), ...args], { env, stdio: ['ignore', log, log] });
       fs.closeSync(log);
+      part.child = child;
+      child.once('exit', () => {
+        if (part.child !== child || part.stopping) return;
+        part.crashes! += 1;
+        void part.start();
+      });
     },
     async stop() {
+      part.stopping = true;
       const child = part.child;
       if (!child || child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise((resolve) => child.once('exit', resolve));

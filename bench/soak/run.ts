@@ -193,6 +193,8 @@ async function check(owner: Client, cluster: SoakCluster, submitted: Submitted[]
   if (queued.length) violations.push(`${queued.length} rows left in pause_queue`);
   const reserved = (await owner.query('SELECT task_id FROM reservations')).rows;
   if (reserved.length) violations.push(`${reserved.length} reservations left`);
+  const crashes = cluster.crashes();
+  for (const [part, n] of Object.entries(crashes)) if (n > 0) violations.push(`the ${part} exited on its own ${n} times (started again each time)`);
   const leftover = pidsRunning(runsDir);
   if (leftover.length) violations.push(`${leftover.length} playbook processes still running`);
 
