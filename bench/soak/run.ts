@@ -134,13 +134,17 @@ async function submit(cluster: SoakCluster, task: Submitted, memoryMb: number, r
   }
 }
 
-/** An operator command, tried again while the stack is down; a task that has moved on refuses it, which is fine. */
+/**
+ * An operator command, as an operator would give it: again while the stack is down or the task is
+ * not waiting yet (a 409 before its first admission), until it is taken or the task has ended.
+ */
 async function command(cluster: SoakCluster, taskId: string, name: 'cancel' | 'override'): Promise<void> {
-  await sleep(500);
-  for (let attempt = 0; attempt < 100; attempt++) {
+  for (const giveUp = Date.now() + 5 * 60_000; Date.now() < giveUp; ) {
+    await sleep(500);
     const res = await call(cluster, 'POST', `/api/v1/tasks/${taskId}/${name}`, { by: 'soak' }).catch(() => undefined);
-    if (res && res.status < 500) return;
-    await sleep(300);
+    if (res?.status === 200) return;
+    const state = await call(cluster, 'GET', `/api/v1/tasks/${taskId}`).catch(() => undefined);
+    if (FINAL.includes((state?.json as { status?: string } | undefined)?.status ?? '')) return;
   }
 }
 
