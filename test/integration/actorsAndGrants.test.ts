@@ -226,10 +226,8 @@ describe('actors of record and capacity grants', () => {
         await lock.query('BEGIN');
         await lock.query("SELECT pg_advisory_xact_lock(hashtext('opsledger.admission'))");
         override = command(taskId, 'override', { reason: 'now' });
-        // The override's admission step is a local activity: blocked on the lock inside a workflow task in flight.
-        await eventually(async () =>
-          (await someoneWaitsOnLockOf(stack.db, lock)) && (await handle.describe()).raw.pendingWorkflowTask ? true : undefined,
-        );
+        // The override's admission step, an activity, blocked on the lock.
+        await eventually(async () => ((await someoneWaitsOnLockOf(stack.db, lock)) ? true : undefined));
         await handle.signal(capacityGrantedSignal, { agentId: agentId(), taskQueue: deadQueue(), loadPctAtDispatch: 99, overridden: false });
         await untilActedOnSignal(taskId, 'workflowTaskCompletedEventAttributes');
       } finally {
@@ -260,8 +258,8 @@ describe('actors of record and capacity grants', () => {
       const grant = { agentId: agentId(), taskQueue: deadQueue(), loadPctAtDispatch: 0, overridden: false };
       const signalled = await temporalCli(['workflow', 'signal', '--workflow-id', taskId, '--name', 'capacityGranted', '--input', JSON.stringify(grant)]);
       expect(signalled).toMatchObject({ ok: true });
-      // Whatever the workflow does first about the signal has finished.
-      await untilActedOnSignal(taskId, 'markerRecordedEventAttributes');
+      // Whatever the workflow does first about the signal has finished: it asks admission again.
+      await untilActedOnSignal(taskId, 'activityTaskCompletedEventAttributes');
 
       expect((await trail(taskId)).map((r) => r.status)).toEqual(['queued', 'paused']);
       expect(await state(taskId)).toMatchObject({ status: 'paused', attempt: 0, waiting: { reason: 'capacity' } });
