@@ -97,7 +97,8 @@ export async function startSoakCluster(scratch: string): Promise<SoakCluster> {
     worker,
     temporal: {
       async start() {
-        temporal = await startTemporalDevServer(devServerOptions);
+        // Its ports were chosen free at the start; meanwhile another process's connection may hold one a moment.
+        temporal = await untilStarted(() => startTemporalDevServer(devServerOptions));
       },
       stop: () => temporal.stop(),
     },
@@ -203,8 +204,9 @@ async function waitForExit(running: () => number[]): Promise<void> {
 }
 
 /**
- * Backends of a SIGKILLed postmaster keep its shared memory until they notice it is gone; a start
- * meanwhile is refused ("pre-existing shared memory block is still in use"). Tried again until it
+ * A restart that may be refused for a moment: backends of a SIGKILLed postmaster keep its shared
+ * memory until they notice it is gone ("pre-existing shared memory block is still in use"), and a
+ * port chosen free at the start may be some connection's for a moment. Tried again until it
  * starts, 50 times at most.
  */
 async function untilStarted<T>(start: () => Promise<T>): Promise<T> {
