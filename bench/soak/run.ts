@@ -136,15 +136,19 @@ async function submit(cluster: SoakCluster, task: Submitted, memoryMb: number, r
 
 /**
  * An operator command, as an operator would give it: again while the stack is down or the task is
- * not waiting yet (a 409 before its first admission), until it is taken or the task has ended.
+ * not waiting yet (a 409 before its first admission), and, for an override, again whenever the
+ * task waits anew (a run lost to a fault sends it back through admission, and an override applies
+ * to one dispatch), until the task has ended.
  */
 async function command(cluster: SoakCluster, taskId: string, name: 'cancel' | 'override'): Promise<void> {
-  for (const giveUp = Date.now() + 5 * 60_000; Date.now() < giveUp; ) {
+  for (const giveUp = Date.now() + 10 * 60_000; Date.now() < giveUp; ) {
     await sleep(500);
-    const res = await call(cluster, 'POST', `/api/v1/tasks/${taskId}/${name}`, { by: 'soak' }).catch(() => undefined);
-    if (res?.status === 200) return;
     const state = await call(cluster, 'GET', `/api/v1/tasks/${taskId}`).catch(() => undefined);
-    if (FINAL.includes((state?.json as { status?: string } | undefined)?.status ?? '')) return;
+    const status = (state?.json as { status?: string } | undefined)?.status ?? '';
+    if (FINAL.includes(status)) return;
+    if (name === 'override' && status !== 'paused' && status !== 'queued') continue;
+    const res = await call(cluster, 'POST', `/api/v1/tasks/${taskId}/${name}`, { by: 'soak' }).catch(() => undefined);
+    if (res?.status === 200 && name === 'cancel') return;
   }
 }
 
