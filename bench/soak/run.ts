@@ -7,6 +7,7 @@ import { logger } from '../../src/logger';
 import { verifyChain } from '../../src/ledger/verify';
 import { pidsRunning } from '../../test/support/processes';
 import { FAULT_KINDS, startSoakCluster, type FaultKind, type SoakCluster } from './cluster';
+import { mulberry32 } from '../../test/support/seeded';
 
 /**
  * `npm run soak`: a stream of tasks through the stack of ./cluster.ts (some quick, some working
@@ -29,16 +30,6 @@ const FINAL = ['succeeded', 'failed', 'cancelled', 'timed_out'];
 
 type Kind = 'quick' | 'working' | 'capacity' | 'cancelled' | 'overridden';
 type Submitted = { taskId: string; kind: Kind; runsFile: string };
-
-function mulberry32(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function main(): Promise<void> {
   logger.level = 'error';

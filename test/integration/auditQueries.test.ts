@@ -17,6 +17,7 @@ import { ACTIONS, FAILURE_CLASSES, TASK_STATUSES, type TaskStatus } from '../../
 import { startAuditApi, type AuditApi } from '../support/auditApi';
 import { planOfAuditQuery } from '../support/queryPlan';
 import { testEnv } from '../support/testEnv';
+import { mulberry32 } from '../support/seeded';
 
 /**
  * The audit endpoints against a brute-force reference computed here over the exact fixture of a
@@ -57,16 +58,6 @@ type RefRow = FixtureRow & { id: bigint };
 
 // ---------------------------------------------------------------------------------------------
 // The fixture: about 2,000 rows of tasks over ten days, from a fixed seed.
-
-function mulberry32(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function generateFixture(): FixtureRow[] {
   const random = mulberry32(20261126);

@@ -9,6 +9,7 @@ import { startAuditApi, type AuditApi } from '../support/auditApi';
 import { opsledger } from '../support/cli';
 import { planOfAuditQuery } from '../support/queryPlan';
 import { testEnv } from '../support/testEnv';
+import { mulberry32 } from '../support/seeded';
 
 /**
  * The failure splits (by service, agent, action, over time) and the estimated-against-actual
@@ -39,16 +40,6 @@ type SeedRow = {
   failure: Json;
   micros: bigint;
 };
-
-function mulberry32(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const NO_SPACE = 'No space left on device';
 
