@@ -9,16 +9,18 @@ const options: pino.LoggerOptions = {
 };
 
 /**
+ * Logs go to stderr, so that what a command answers on stdout (a verify result, a table, JSON for
+ * a script) never has a log line mixed into it, whatever a slow query warns about meanwhile.
  * A person at a terminal reads one line an event (time, level, message, its fields); anything else
  * (a pipe, a file, a log collector) gets one JSON object a line. Synchronous, so the last lines
  * before an exit are not lost.
  */
-function destination(): pino.DestinationStream | undefined {
-  if (!process.stdout.isTTY) return undefined;
-  return pretty({ sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname,service', singleLine: true });
+function destination(): pino.DestinationStream {
+  if (!process.stderr.isTTY) return pino.destination({ fd: 2, sync: true });
+  return pretty({ destination: 2, sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname,service', singleLine: true });
 }
 
-/** Structured logs on stdout; every line about a task carries `taskId` (use `forTask`). */
+/** Structured logs on stderr; every line about a task carries `taskId` (use `forTask`). */
 export const logger = pino(options, destination());
 
 export type Logger = pino.Logger;
