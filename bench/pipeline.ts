@@ -5,13 +5,26 @@ import { drain } from './pipeline/drain';
 import { dbosPeer } from './pipeline/peer';
 import { realWork } from './pipeline/realWork';
 import { resumeLatency } from './pipeline/resumeLatency';
-import { throughput } from './pipeline/throughput';
+import { throughput, type OurThroughput } from './pipeline/throughput';
 import { waiters } from './pipeline/waiters';
 import { createNoopRunner } from './support/noopRunner';
 import type { PipelineContext, Verdicts } from './support/pipelineContext';
 import { startBenchServices } from './support/services';
 import { within } from './support/wait';
 import { bundleOurWorkflows } from './support/workers';
+
+/** The phases in the order they run; the peer's ratio needs our throughput, so it needs that phase. */
+const PHASES: Record<string, (ctx: PipelineContext, verdicts: Verdicts, ours?: OurThroughput) => Promise<unknown>> = {
+  throughput,
+  'real-work': realWork,
+  'resume-latency': resumeLatency,
+  drain,
+  peer: async (ctx, verdicts, ours) => {
+    if (!ours) throw new Error('the peer phase compares with ours: run it with the throughput phase');
+    await dbosPeer(ctx, ours, verdicts);
+  },
+  waiters,
+};
 
 // The whole bench gives up after this, whatever phase it is in.
 const BENCH_TIMEOUT_MS = 20 * 60_000;
@@ -21,7 +34,9 @@ const BENCH_TIMEOUT_MS = 20 * 60_000;
  * no-op activities, (2) pause-to-resume latency, (3) 1,000 paused tasks released at once. It
  * starts its own PostgreSQL database and Temporal dev server and removes them at the end.
  */
-export async function runPipelineBench(): Promise<void> {
+export async function runPipelineBench(chosen: string[] = []): Promise<void> {
+  const unknown = chosen.filter((name) => !(name in PHASES));
+  if (unknown.length > 0) throw new Error(`unknown pipeline phase ${unknown.join(', ')}; phases: ${Object.keys(PHASES).join(', ')}`);
   const began = Date.now();
   console.log('pipeline bench: starting PostgreSQL database and Temporal dev server');
   const services = await startBenchServices();
@@ -46,18 +61,14 @@ export async function runPipelineBench(): Promise<void> {
     };
     const verdicts: Verdicts = [];
     let phase = 'throughput';
+    let ours: OurThroughput | undefined;
     const phases = async () => {
-      const ours = await throughput(ctx, verdicts);
-      phase = 'real work';
-      await realWork(ctx, verdicts);
-      phase = 'pause-to-resume latency';
-      await resumeLatency(ctx, verdicts);
-      phase = 'drain';
-      await drain(ctx, verdicts);
-      phase = 'peer';
-      await dbosPeer(ctx, ours, verdicts);
-      phase = 'waiting callers';
-      await waiters(ctx, verdicts);
+      for (const [name, run] of Object.entries(PHASES)) {
+        if (chosen.length > 0 && !chosen.includes(name)) continue;
+        phase = name;
+        const result = await run(ctx, verdicts, ours);
+        if (name === 'throughput') ours = result as OurThroughput;
+      }
     };
     await within(phases(), BENCH_TIMEOUT_MS, 'the pipeline bench', () => `phase ${phase}; ${verdicts.length} figures done`);
     console.log(`\nsummary (${((Date.now() - began) / 1000).toFixed(0)} s in all)`);

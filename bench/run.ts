@@ -4,11 +4,12 @@ import { runLedgerBench } from './ledger';
 import { runPipelineBench } from './pipeline';
 
 /**
- * `node dist/bench/run.js [pipeline|ledger|export]`: runs one benchmark (default: pipeline). What a bench resolves
+ * `node dist/bench/run.js [pipeline|ledger|export] [phase ...]`: runs one benchmark (default:
+ * pipeline), the pipeline's phases named after it only (all by default). What a bench resolves
  * with is not the exit status: 0 means it finished (its PASS/FAIL lines say how it did), 1 that
  * it stalled or failed.
  */
-const BENCHES: Record<string, () => Promise<unknown>> = {
+const BENCHES: Record<string, (phases: string[]) => Promise<unknown>> = {
   pipeline: runPipelineBench,
   ledger: runLedgerBench,
   export: runExportBench,
@@ -23,7 +24,7 @@ async function main(): Promise<void> {
     console.error(`unknown bench "${name}"; one of: ${Object.keys(BENCHES).join(', ')}`);
     process.exit(2);
   }
-  await bench();
+  await bench(process.argv.slice(3));
 }
 
 main().then(
