@@ -1,4 +1,4 @@
-import type { Admission, AdmissionRequest, CapacityGrant } from '../contracts';
+import type { Admission, AdmissionAnswer, AdmissionQuestion, AdmissionRequest, CapacityGrant } from '../contracts';
 import type { AdmissionRepository } from '../src/admission/repository';
 
 /** Admission decisions as activities; all of them go through the admission lock in PostgreSQL. */
@@ -6,6 +6,10 @@ export function createAdmissionActivities(admission: AdmissionRepository) {
   return {
     admit(request: AdmissionRequest): Promise<Admission> {
       return admission.admit(request);
+    },
+    /** The same decision as a local step: asked again after a lost workflow task, it answers as before. */
+    admitOnce(request: AdmissionRequest, question: AdmissionQuestion): Promise<AdmissionAnswer> {
+      return admission.admitOnce(request, question);
     },
     holdTask(request: AdmissionRequest, by: string): Promise<void> {
       return admission.hold(request, by);

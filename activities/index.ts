@@ -47,13 +47,13 @@ export function createActivities(deps: ActivityDeps) {
     },
 
     /**
-     * The final row and the release of the task's reservation and queue row, in one call: each of
-     * the two is safe to repeat (the row by its (taskId, runId, seq), the release by deleting what
-     * is there), so a retried call leaves the same rows behind.
+     * The final row and the release of what the task held in admission, in one call: each of the
+     * two is safe to repeat (the row by its (taskId, runId, seq), the release by deleting what is
+     * there), so a retried call leaves the same rows behind.
      */
     async recordFinalDecision(entry: LedgerEntry): Promise<void> {
       await recordDecision(entry);
-      await deps.admission.finish(entry.taskId);
+      await deps.admission.ended(entry.taskId);
     },
 
     async runPlaybook(

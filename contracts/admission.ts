@@ -22,6 +22,15 @@ export type Admission =
   | ({ admitted: true } & CapacityGrant)
   | { admitted: false; reason: WaitReason; shortfall: string | null; position: number };
 
+/** Which ask of which workflow run a local admission answers: its answer is kept under this. */
+export interface AdmissionQuestion {
+  runId: string;
+  ask: number;
+}
+
+/** An admission, `replayed` when it is the kept answer to a question asked before. */
+export type AdmissionAnswer = Admission & { replayed?: true };
+
 /** A task waiting before dispatch, and why it waits. */
 export const QueueEntry = z
   .object({

@@ -17,6 +17,7 @@ import type { Activities, DurationEstimate } from '../activities';
 import type {
   ActorClaim,
   Admission,
+  AdmissionAnswer,
   AdmissionRequest,
   CapacityGrant,
   FailureClass,
@@ -50,11 +51,13 @@ const remoteSteps: PostgresSteps = proxyActivities<Activities>(POSTGRES_STEPS);
  * Each step run by the worker inside the workflow task, one marker in history. A local activity
  * retried, or run again after a crash lost its workflow task, repeats what it did, so only steps
  * whose effect follows from history alone run locally: the ledger appends (a row by its (taskId,
- * runId, seq)), the estimate (a read, kept only once its workflow task completes) and the finish.
- * A decision (admit, hold, release, override) whose answer steers which rows follow stays a round
- * trip: run again, it may answer otherwise. The soak saw it: a first run recorded `resumed` at
- * seq 2 before its workflow task was lost; run again, admitted at once, it found seq 2 taken by
- * that row, and the workflow failed with no final row.
+ * runId, seq)), the estimate (a read, kept only once its workflow task completes), the finish, and
+ * admission asked through `admitOnce`, which keeps its answer per question. A decision that an
+ * operator's Update asks for (hold, release, override) stays a round trip: an Update lost with its
+ * workflow task need not come again, so its effect must not be written before history has it.
+ * The soak showed why an answer must not change: a first run recorded `resumed` at seq 2 before
+ * its workflow task was lost; run again, admitted at once, it found seq 2 taken by that row, and
+ * the workflow failed with no final row.
  */
 const local = proxyLocalActivities<Activities>(POSTGRES_STEPS);
 // Named one by one: an activity proxy has no own keys to spread.
@@ -65,6 +68,7 @@ const localSteps: PostgresSteps = {
   estimateDuration: local.estimateDuration,
   finishTask: local.finishTask,
   admit: remoteSteps.admit,
+  admitOnce: local.admitOnce,
   holdTask: remoteSteps.holdTask,
   releaseHold: remoteSteps.releaseHold,
   overrideAdmission: remoteSteps.overrideAdmission,
@@ -72,11 +76,26 @@ const localSteps: PostgresSteps = {
 
 type PostgresSteps = Pick<
   Activities,
-  'recordDecision' | 'recordDispatched' | 'recordFinalDecision' | 'estimateDuration' | 'finishTask' | 'admit' | 'holdTask' | 'releaseHold' | 'overrideAdmission'
+  | 'recordDecision'
+  | 'recordDispatched'
+  | 'recordFinalDecision'
+  | 'estimateDuration'
+  | 'finishTask'
+  | 'admit'
+  | 'admitOnce'
+  | 'holdTask'
+  | 'releaseHold'
+  | 'overrideAdmission'
 >;
 
 /** Runs started since this patch take their PostgreSQL steps locally and upsert once per transition. */
 export const LOCAL_POSTGRES_STEPS_PATCH = 'local-postgres-steps';
+
+/**
+ * Runs started since this patch ask admission locally, each question answered once (`admitOnce`),
+ * and take every step of LOCAL_POSTGRES_STEPS_PATCH locally as well.
+ */
+export const LOCAL_ADMISSION_PATCH = 'local-admission';
 
 export interface TaskResult {
   taskId: string;
@@ -139,6 +158,10 @@ class TaskRun {
   /** Whether this run takes its PostgreSQL steps locally; decided once, at its start. */
   private local = false;
   private steps: PostgresSteps = remoteSteps;
+  /** Whether this run asks admission locally; decided once, at its start. */
+  private localAdmission = false;
+  /** Admission questions asked so far, each with its number. */
+  private asks = 0;
   /** The final row's step already freed the reservation and queue row. */
   private released = false;
 
@@ -194,7 +217,10 @@ class TaskRun {
   }
 
   async execute(): Promise<TaskResult> {
-    this.local = patched(LOCAL_POSTGRES_STEPS_PATCH);
+    // A new run records only the newest patch: each patch costs a marker and an upsert in history.
+    // A run that began between the two patches has the older marker alone, and replays with it.
+    this.localAdmission = patched(LOCAL_ADMISSION_PATCH);
+    this.local = this.localAdmission || patched(LOCAL_POSTGRES_STEPS_PATCH);
     if (this.local) this.steps = localSteps;
     const { requestedBy } = this.input;
     await this.record('queued', {
@@ -254,7 +280,7 @@ class TaskRun {
       }
       if (this.askAdmission && !this.held) {
         this.askAdmission = false;
-        const admission = await this.steps.admit(this.admissionRequest());
+        const admission = await this.askAdmissionOnce();
         if (admission.admitted) return this.resumedByDispatcher(admission);
         lastShortfall = admission.shortfall ?? lastShortfall ?? admission.reason;
         const waitKey = `${admission.reason}|${admission.shortfall}`;
@@ -266,6 +292,9 @@ class TaskRun {
           });
         }
         this.wait(admission);
+        // A kept answer is as old as the question: whatever freed room since woke a workflow task
+        // that was lost, so the task asks once more instead of waiting for a wake-up already spent.
+        if (admission.replayed) this.askAdmission = true;
       }
       const woken = () => this.commands.length > 0 || (this.askAdmission && !this.held);
       if (deadline === undefined || this.held) {
@@ -278,7 +307,20 @@ class TaskRun {
     }
   }
 
-  /** The wait ran out: one final `failed` row; leaving the pause queue is execute()'s finishTask. */
+  /** Asks admission: since the patch a local step answered once per question, else a round trip. */
+  private askAdmissionOnce(): Promise<AdmissionAnswer> {
+    if (!this.localAdmission) return this.steps.admit(this.admissionRequest());
+    this.asks += 1;
+    return this.steps.admitOnce(this.admissionRequest(), { runId: workflowInfo().runId, ask: this.asks });
+  }
+
+  /**
+   * The wait ran out: one final `failed` row; leaving the pause queue is execute()'s finishTask.
+   * Since admission is asked locally the row goes as a round trip: the final row's step forgets the
+   * task's admission answers, and the workflow task that writes it may be the one that asked last
+   * (a resume past the deadline asks once more, then fails). Were that task lost after a local final
+   * row, its next attempt would ask again with the answer gone; a round trip completes it first.
+   */
   private waitExpired(lastShortfall: string | null, waitedS: number, maxWaitS: number): Promise<TaskResult> {
     return this.finish('failed', {
       failureClass: 'resource_constraint',
@@ -286,7 +328,7 @@ class TaskRun {
         message: `waited ${waitedS}s for dispatch (maxWaitS ${maxWaitS}) without an agent it fits: ${lastShortfall ?? 'no admission answer'}`,
         context: { lastShortfall, waitedS, maxWaitS },
       },
-    });
+    }, undefined, { roundTrip: this.localAdmission });
   }
 
   /** A task that was recorded as waiting gets a `resumed` row; one already resumed by an operator does not. */
@@ -443,12 +485,12 @@ class TaskRun {
     this.state.waiting = undefined;
   }
 
-  private async finish(status: TaskStatus, fields: Partial<LedgerEntry>, result?: RunResult): Promise<TaskResult> {
+  private async finish(status: TaskStatus, fields: Partial<LedgerEntry>, result?: RunResult, how = { roundTrip: false }): Promise<TaskResult> {
     // Since the patch the final row's step also frees the reservation, one step instead of two. A
     // cancel comes by Update: were its workflow task lost after a local final row, an Update not
     // sent again would leave that row behind a task that goes on; as a round trip it is written
     // only once the cancel is in history.
-    const finalStep = status === 'cancelled' ? remoteSteps : this.steps;
+    const finalStep = status === 'cancelled' || how.roundTrip ? remoteSteps : this.steps;
     await this.record(status, { actor: 'opsledger', ...fields }, (entry) =>
       this.local ? finalStep.recordFinalDecision(entry) : finalStep.recordDecision(entry),
     );

@@ -52,7 +52,7 @@ export function startDispatcher({ db, admission, temporal, pool, intervalMs = 10
             logger.info({ taskId, agentId: grant.agentId }, 'capacity granted; task resumed');
           } catch (err) {
             if (err instanceof WorkflowNotFoundError) {
-              await admission.finish(taskId);
+              await admission.ended(taskId);
               logger.warn({ taskId }, 'granted task has no running workflow; its reservation was freed');
             } else {
               throw err;

@@ -1,5 +1,5 @@
 import type { PoolClient } from 'pg';
-import type { Admission, AdmissionRequest, CapacityGrant, QueueEntry, Requirements, WaitReason } from '../../contracts';
+import type { Admission, AdmissionAnswer, AdmissionQuestion, AdmissionRequest, CapacityGrant, QueueEntry, Requirements, WaitReason } from '../../contracts';
 import type { Db } from '../db/pool';
 import { liveAgents } from './agentRegistry';
 import { isDispatchHeld, wakeDispatcher } from './dispatchControl';
@@ -106,41 +106,69 @@ export function createPauseQueue(db: Db, settings: AdmissionSettings) {
     return Number(rows[0]?.position ?? 0);
   };
 
+  /**
+   * Admits a task or queues it. A newcomer joins the queue and takes part in one dispatch pass,
+   * so it is admitted at once only if nothing ahead of it that fits is waiting.
+   */
+  const decide = async (client: PoolClient, request: AdmissionRequest): Promise<Admission> => {
+    const existing = await grantOf(client, request.taskId);
+    if (existing) {
+      await client.query('DELETE FROM pause_queue WHERE task_id = $1', [request.taskId]);
+      return { admitted: true, ...existing };
+    }
+    await client.query(
+      `INSERT INTO pause_queue (task_id, pool, priority, reason, requirements)
+       VALUES ($1, $2, $3, 'capacity', $4) ON CONFLICT (task_id) DO NOTHING`,
+      [request.taskId, request.pool, request.priority, JSON.stringify(request.needs)],
+    );
+    const grantedOthers = await dispatchPass(client, request.pool);
+    const mine = await grantOf(client, request.taskId);
+    if (mine) {
+      await client.query('DELETE FROM pause_queue WHERE task_id = $1', [request.taskId]);
+      if (grantedOthers > 1) await wakeDispatcher(client, request.pool);
+      return { admitted: true, ...mine };
+    }
+    if (grantedOthers > 0) await wakeDispatcher(client, request.pool);
+    const { rows } = await client.query<{ reason: WaitReason; shortfall: string | null }>(
+      'SELECT reason, shortfall FROM pause_queue WHERE task_id = $1',
+      [request.taskId],
+    );
+    return {
+      admitted: false,
+      reason: rows[0]?.reason ?? 'capacity',
+      shortfall: rows[0]?.shortfall ?? null,
+      position: await position(client, request.taskId, request.pool),
+    };
+  };
+
+  const release = async (client: PoolClient, taskId: string): Promise<void> => {
+    const freed = await client.query('DELETE FROM reservations WHERE task_id = $1', [taskId]);
+    await client.query('DELETE FROM pause_queue WHERE task_id = $1', [taskId]);
+    if (freed.rowCount) await wakeDispatcher(client, taskId);
+  };
+
   return {
-    /**
-     * Admits a task or queues it. A newcomer joins the queue and takes part in one dispatch pass,
-     * so it is admitted at once only if nothing ahead of it that fits is waiting. Safe to retry.
-     */
+    /** Admission's decision, as a remote activity asks it: safe to retry, as its answer is kept in history. */
     admit(request: AdmissionRequest): Promise<Admission> {
+      return inAdmission((client) => decide(client, request));
+    },
+
+    /**
+     * Admission's decision, answered once per question (a run and the number of its ask): asked
+     * again, as a local activity is when its workflow task was lost, it gives the first answer,
+     * marked `replayed`, whatever has changed since (sql/007_admission_answers.sql).
+     */
+    admitOnce(request: AdmissionRequest, question: AdmissionQuestion): Promise<AdmissionAnswer> {
       return inAdmission(async (client) => {
-        const existing = await grantOf(client, request.taskId);
-        if (existing) {
-          await client.query('DELETE FROM pause_queue WHERE task_id = $1', [request.taskId]);
-          return { admitted: true, ...existing };
-        }
-        await client.query(
-          `INSERT INTO pause_queue (task_id, pool, priority, reason, requirements)
-           VALUES ($1, $2, $3, 'capacity', $4) ON CONFLICT (task_id) DO NOTHING`,
-          [request.taskId, request.pool, request.priority, JSON.stringify(request.needs)],
+        const key = [request.taskId, question.runId, question.ask];
+        const earlier = await client.query<{ answer: Admission }>(
+          'SELECT answer FROM admission_answers WHERE task_id = $1 AND run_id = $2 AND ask = $3',
+          key,
         );
-        const grantedOthers = await dispatchPass(client, request.pool);
-        const mine = await grantOf(client, request.taskId);
-        if (mine) {
-          await client.query('DELETE FROM pause_queue WHERE task_id = $1', [request.taskId]);
-          if (grantedOthers > 1) await wakeDispatcher(client, request.pool);
-          return { admitted: true, ...mine };
-        }
-        if (grantedOthers > 0) await wakeDispatcher(client, request.pool);
-        const { rows } = await client.query<{ reason: WaitReason; shortfall: string | null }>(
-          'SELECT reason, shortfall FROM pause_queue WHERE task_id = $1',
-          [request.taskId],
-        );
-        return {
-          admitted: false,
-          reason: rows[0]?.reason ?? 'capacity',
-          shortfall: rows[0]?.shortfall ?? null,
-          position: await position(client, request.taskId, request.pool),
-        };
+        if (earlier.rows[0]) return { ...earlier.rows[0].answer, replayed: true };
+        const answer = await decide(client, request);
+        await client.query('INSERT INTO admission_answers (task_id, run_id, ask, answer) VALUES ($1, $2, $3, $4)', [...key, JSON.stringify(answer)]);
+        return answer;
       });
     },
 
@@ -206,12 +234,20 @@ export function createPauseQueue(db: Db, settings: AdmissionSettings) {
       });
     },
 
-    /** The task ended (or left the queue): free its reservation and queue row, and wake the dispatcher. */
+    /** The task left the queue, or gave up its grant (a run lost to infrastructure): free its reservation and queue row. */
     finish(taskId: string): Promise<void> {
+      return inAdmission((client) => release(client, taskId));
+    },
+
+    /**
+     * The task ended: free what it held, and forget admission's answers to it. No workflow task
+     * both asks admission and writes a final row locally (taskWorkflow's finish()), so once the
+     * final row is written no answer can be asked for again.
+     */
+    ended(taskId: string): Promise<void> {
       return inAdmission(async (client) => {
-        const freed = await client.query('DELETE FROM reservations WHERE task_id = $1', [taskId]);
-        await client.query('DELETE FROM pause_queue WHERE task_id = $1', [taskId]);
-        if (freed.rowCount) await wakeDispatcher(client, taskId);
+        await release(client, taskId);
+        await client.query('DELETE FROM admission_answers WHERE task_id = $1', [taskId]);
       });
     },
 

@@ -19,7 +19,7 @@ export async function reconcileWithTemporal(opts: {
   let removed = 0;
   for (const taskId of await admission.trackedTasks(pool)) {
     if (!(await isRunning(temporal, taskId))) {
-      await admission.finish(taskId);
+      await admission.ended(taskId);
       removed += 1;
     }
   }

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { api, eventually, reportCapacity, startTestStack, type TestStack } from '../support/stack';
 import { testEnv } from '../support/testEnv';
+import { LOCAL_ADMISSION_PATCH } from '../../workflows/taskWorkflow';
 import { HISTORIES_DIR } from './histories';
 
 /**
@@ -11,7 +12,9 @@ import { HISTORIES_DIR } from './histories';
  * test (jest's testMatch skips it): run it by hand with the code whose histories are wanted, e.g.
  * `npx jest --testMatch '**\/test/replay/recordHistories.ts'`, and commit the files it writes.
  * Closed histories prove that finished paths still replay; open ones are the workflows a deploy
- * finds waiting or running, which the new code must carry on.
+ * finds waiting or running, which the new code must carry on. Each file is named after the newest
+ * patch of the code that recorded it (files without one predate every patch), so recording again
+ * after a new patch adds histories of the new shape and keeps the old ones.
  */
 describe('record task workflow histories for the replay test', () => {
   let stack: TestStack;
@@ -50,7 +53,7 @@ describe('record task workflow histories for the replay test', () => {
   const save = async (name: string, taskId: string) => {
     const args = ['workflow', 'show', '--address', stack.config.TEMPORAL_ADDRESS, '--workflow-id', taskId, '--output', 'json'];
     const { stdout } = await promisify(execFile)(testEnv('temporalCli'), args, { maxBuffer: 64 * 1024 * 1024 });
-    fs.writeFileSync(path.join(HISTORIES_DIR, `${name}.json`), stdout);
+    fs.writeFileSync(path.join(HISTORIES_DIR, `${LOCAL_ADMISSION_PATCH}-${name}.json`), stdout);
   };
 
   test('closed: admitted at once, dispatcher resume, operator hold and resume, override, cancel, failed playbook', async () => {
