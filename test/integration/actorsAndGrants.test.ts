@@ -258,8 +258,9 @@ describe('actors of record and capacity grants', () => {
       const grant = { agentId: agentId(), taskQueue: deadQueue(), loadPctAtDispatch: 0, overridden: false };
       const signalled = await temporalCli(['workflow', 'signal', '--workflow-id', taskId, '--name', 'capacityGranted', '--input', JSON.stringify(grant)]);
       expect(signalled).toMatchObject({ ok: true });
-      // Whatever the workflow does first about the signal has finished: it asks admission again.
-      await untilActedOnSignal(taskId, 'activityTaskCompletedEventAttributes');
+      // Whatever the workflow does first about the signal has finished: it asks admission again, a
+      // local step whose answer is a marker in history.
+      await untilActedOnSignal(taskId, 'markerRecordedEventAttributes');
 
       expect((await trail(taskId)).map((r) => r.status)).toEqual(['queued', 'paused']);
       expect(await state(taskId)).toMatchObject({ status: 'paused', attempt: 0, waiting: { reason: 'capacity' } });
