@@ -165,6 +165,22 @@ export function createPauseQueue(db: Db, settings: AdmissionSettings) {
     return { admitted: true, agentId, taskQueue, loadPctAtDispatch: loadPct, overridden: false };
   };
 
+  /**
+   * A kept "admitted" stands with its reservation: the lost attempt may have gone on to free it (a
+   * run lost to infrastructure frees what it held, then asks again in the same workflow task, and
+   * the next attempt frees it once more before the kept answer sends the task to that agent).
+   * Reserved again where it is gone, so the agent's headroom counts the task that will run there.
+   */
+  const keepReservation = async (client: PoolClient, request: AdmissionRequest, grant: CapacityGrant): Promise<void> => {
+    await client.query(
+      `INSERT INTO reservations (task_id, agent_id, cpu, memory_mb, gpu_vram_mb, overridden)
+       SELECT $1, agent_id, $3, $4, $5, $6 FROM agents WHERE agent_id = $2
+       ON CONFLICT (task_id) DO NOTHING`,
+      [request.taskId, grant.agentId, request.needs.cpu, request.needs.memoryMb, request.needs.gpuVramMb, grant.overridden],
+    );
+    await client.query('DELETE FROM pause_queue WHERE task_id = $1', [request.taskId]);
+  };
+
   const release = async (client: PoolClient, taskId: string): Promise<void> => {
     const freed = await client.query('DELETE FROM reservations WHERE task_id = $1', [taskId]);
     await client.query('DELETE FROM pause_queue WHERE task_id = $1', [taskId]);
@@ -189,7 +205,11 @@ export function createPauseQueue(db: Db, settings: AdmissionSettings) {
           'SELECT answer FROM admission_answers WHERE task_id = $1 AND run_id = $2 AND ask = $3',
           key,
         );
-        if (earlier.rows[0]) return { ...earlier.rows[0].answer, replayed: true };
+        const kept = earlier.rows[0]?.answer;
+        if (kept) {
+          if (kept.admitted) await keepReservation(client, request, kept);
+          return { ...kept, replayed: true };
+        }
         const answer = await decide(client, request);
         await client.query('INSERT INTO admission_answers (task_id, run_id, ask, answer) VALUES ($1, $2, $3, $4)', [...key, JSON.stringify(answer)]);
         return answer;

@@ -23,7 +23,7 @@ describe('admission asked locally: one answer per question', () => {
   });
   afterAll(() => stack?.close());
 
-  test('asked again, admission answers as it did, whatever changed since; a new question is answered anew', async () => {
+  test('asked again, admission answers as it did, whatever changed since, and keeps its reservation; a new question is answered anew', async () => {
     // A pool of its own: no dispatcher walks it, so nothing but these calls decides for the task.
     const pool = uid('kept-answers');
     const admission = createAdmissionRepository(stack.db, { agentMaxAgeS: 600, loadThresholdPct: 80 });
@@ -44,6 +44,13 @@ describe('admission asked locally: one answer per question', () => {
     expect(await admission.admitOnce(request, { runId: 'run-b', ask: 1 })).toMatchObject({ admitted: true, agentId: `${pool}-agent` });
     const admitted = await admission.admitOnce(request, { runId: 'run-a', ask: 2 });
     expect(admitted).toMatchObject({ admitted: true, agentId: `${pool}-agent` });
+    // A run lost to infrastructure frees what it holds and asks again; played again, the free comes
+    // before the kept answer, which stands with its reservation.
+    await admission.finish(request.taskId);
+    expect(await admission.admitOnce(request, { runId: 'run-a', ask: 2 })).toEqual({ ...admitted, replayed: true });
+    expect(await stack.db.query('SELECT agent_id, memory_mb FROM reservations WHERE task_id = $1', [request.taskId])).toEqual([
+      { agent_id: `${pool}-agent`, memory_mb: '1000' },
+    ]);
 
     await admission.ended(request.taskId);
     const left = await stack.db.query('SELECT ask FROM admission_answers WHERE task_id = $1', [request.taskId]);
