@@ -9,9 +9,9 @@ import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../../src/db
 import { migrate } from '../../src/db/migrate';
 import { projectRoot } from '../../src/paths';
 import { ensureTemporalCli } from '../../src/temporal/cli';
-import { startTemporalDevServer, type DevServer } from '../../src/temporal/devServer';
+import { startTemporalDevServer, type DevServer, type DevServerOptions } from '../../src/temporal/devServer';
 import { pidsRunning } from '../../test/support/processes';
-import { freePort } from '../../test/support/ports';
+import { freeServerPort } from '../../test/support/ports';
 
 /**
  * The stack the soak breaks, every part its own process: a PostgreSQL cluster of its own (never
@@ -45,9 +45,10 @@ export async function startSoakCluster(scratch: string): Promise<SoakCluster> {
   const token = `soak-${secret}`;
   const agentId = 'soak-agent';
 
-  // PostgreSQL: one cluster on a fixed port, kept across its restarts.
+  // PostgreSQL: one cluster on a fixed port, kept across its restarts. Every server port is one
+  // no client connection can hold while its server is down (freeServerPort).
   const pgDir = path.join(scratch, 'pg');
-  const pgPort = await freePort();
+  const pgPort = await freeServerPort();
   const startPostgres = () => startEmbeddedPostgres({ dataDir: pgDir, port: pgPort, database: 'postgres', stopsWithCaller: true });
   let postgres: EmbeddedPostgresHandle = await startPostgres();
   const ownerUrl = databaseUrl(postgres.url, 'opsledger_soak');
@@ -62,15 +63,15 @@ export async function startSoakCluster(scratch: string): Promise<SoakCluster> {
     cli,
     dbFile: path.join(scratch, 'temporal.sqlite'),
     logFile: path.join(scratch, 'temporal.log'),
-    port: await freePort(),
-    httpPort: await freePort(),
-    metricsPort: await freePort(),
+    port: await freeServerPort(),
+    httpPort: await freeServerPort(),
+    metricsPort: await freeServerPort(),
     namespace: 'default',
     stopsWithCaller: true,
   };
   let temporal: DevServer = await startTemporalDevServer(devServerOptions);
 
-  const apiPort = await freePort();
+  const apiPort = await freeServerPort();
   const common: NodeJS.ProcessEnv = {
     ...process.env,
     DATABASE_URL: loginUrl(ownerUrl, login),
@@ -97,8 +98,7 @@ export async function startSoakCluster(scratch: string): Promise<SoakCluster> {
     worker,
     temporal: {
       async start() {
-        // Its ports were chosen free at the start; meanwhile another process's connection may hold one a moment.
-        temporal = await untilStarted(() => startTemporalDevServer(devServerOptions));
+        temporal = await startDevServerAgain(devServerOptions);
       },
       stop: () => temporal.stop(),
     },
@@ -123,10 +123,10 @@ export async function startSoakCluster(scratch: string): Promise<SoakCluster> {
         // Its exit is ours, not a crash: the part no longer holds it.
         parts[kind].child = undefined;
         child?.kill('SIGKILL');
-        await waitForExit(() => alive(child));
+        await waitForExit(`the ${kind}`, () => alive(child));
       }
-      if (kind === 'temporal') await waitForExit(() => pidsRunning(devServerOptions.dbFile));
-      if (kind === 'postgres') await waitForExit(() => postmasterPid(pgDir));
+      if (kind === 'temporal') await waitForExit('the dev server', () => pidsRunning(devServerOptions.dbFile));
+      if (kind === 'postgres') await waitForExit('the postmaster', () => postmasterPid(pgDir));
       await parts[kind].start();
     },
     async partition(ms) {
@@ -199,15 +199,71 @@ function killAll(pids: number[]): void {
   }
 }
 
-async function waitForExit(running: () => number[]): Promise<void> {
-  while (running().length > 0) await new Promise((resolve) => setTimeout(resolve, 50));
+/** A SIGKILLed process is gone within moments; one that is not (stuck in the kernel) stops the soak. */
+async function waitForExit(what: string, running: () => number[]): Promise<void> {
+  for (const giveUp = Date.now() + EXIT_TIMEOUT_MS; running().length > 0; ) {
+    if (Date.now() > giveUp) throw new Error(`${what} (pid ${running().join(', ')}) did not exit within ${EXIT_TIMEOUT_MS / 1000} s of SIGKILL`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+const EXIT_TIMEOUT_MS = 30_000;
+const DEV_SERVER_RESTART_BUDGET_MS = 180_000;
+// Above the dev server's own 60 s wait to answer: past it, one of its calls got no answer at all.
+const DEV_SERVER_ATTEMPT_MS = 90_000;
+
+/**
+ * Starts the dev server again on its SQLite file and ports, trying again for up to 3 minutes. Each
+ * attempt that fails is told with why and what the server printed meanwhile: at the end of a restart
+ * that came back after all, and in the error that stops the soak when none did.
+ */
+async function startDevServerAgain(options: DevServerOptions): Promise<DevServer> {
+  const failures: string[] = [];
+  for (let attempt = 1, giveUp = Date.now() + DEV_SERVER_RESTART_BUDGET_MS; ; attempt++) {
+    const logStart = fs.statSync(options.logFile).size;
+    try {
+      const server = await withinDeadline(startTemporalDevServer(options), DEV_SERVER_ATTEMPT_MS, async () => {
+        killAll(pidsRunning(options.dbFile));
+        await waitForExit('the dev server', () => pidsRunning(options.dbFile));
+      });
+      if (failures.length > 0) console.log(`\n  the dev server started again at attempt ${attempt}; before:\n${failures.join('\n')}`);
+      return server;
+    } catch (err) {
+      failures.push(`    attempt ${attempt}: ${(err as Error).message.split('\n')[0]}\n${printedSince(options.logFile, logStart)}`);
+      if (Date.now() > giveUp) {
+        throw new Error(`the dev server did not start again in ${DEV_SERVER_RESTART_BUDGET_MS / 1000} s (${options.logFile}):\n${failures.join('\n')}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
+}
+
+/** The promise's outcome; or once `ms` have passed, `abandon` is run and the attempt fails. */
+async function withinDeadline<T>(work: Promise<T>, ms: number, abandon: () => Promise<void>): Promise<T> {
+  const timedOut = Symbol('timed out');
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<typeof timedOut>((resolve) => {
+    timer = setTimeout(() => resolve(timedOut), ms);
+  });
+  const outcome = await Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+  if (outcome !== timedOut) return outcome as T;
+  // What the abandoned attempt does later must not end the soak as an unhandled rejection.
+  work.catch(() => undefined);
+  await abandon();
+  throw new Error(`no answer within ${ms / 1000} s`);
+}
+
+/** The last lines a log got since it was `from` bytes long, indented, each cut at 300 characters. */
+function printedSince(logFile: string, from: number): string {
+  const lines = fs.readFileSync(logFile).subarray(from).toString('utf8').split('\n').filter(Boolean);
+  if (lines.length === 0) return '      (it printed nothing)';
+  return lines.slice(-8).map((line) => `      ${line.slice(0, 300)}`).join('\n');
 }
 
 /**
  * A restart that may be refused for a moment: backends of a SIGKILLed postmaster keep its shared
- * memory until they notice it is gone ("pre-existing shared memory block is still in use"), and a
- * port chosen free at the start may be some connection's for a moment. Tried again until it
- * starts, 50 times at most.
+ * memory until they notice it is gone ("pre-existing shared memory block is still in use"). Tried
+ * again until it starts, 50 times at most.
  */
 async function untilStarted<T>(start: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {

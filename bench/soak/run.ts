@@ -27,6 +27,8 @@ const FAULTS_PER_KIND = Number(process.env.SOAK_FAULTS ?? 20);
 const FAULT_EVERY_MS = Number(process.env.SOAK_FAULT_EVERY_MS ?? 4000);
 const DRAIN_TIMEOUT_MS = Number(process.env.SOAK_DRAIN_TIMEOUT_S ?? 900) * 1000;
 const FINAL = ['succeeded', 'failed', 'cancelled', 'timed_out'];
+// A part that comes back in this time has recovered; past it the soak stops, saying what did not.
+const RECOVERY_TIMEOUT_MS = 180_000;
 
 type Kind = 'quick' | 'working' | 'capacity' | 'cancelled' | 'overridden';
 type Submitted = { taskId: string; kind: Kind; runsFile: string };
@@ -143,19 +145,26 @@ async function command(cluster: SoakCluster, taskId: string, name: 'cancel' | 'o
   }
 }
 
-/** Recovered: the API ready again, or for the worker, a fresh capacity report after the fault. */
+/**
+ * Recovered: the API ready again, or for the worker, a fresh capacity report after the fault. One
+ * not recovered in RECOVERY_TIMEOUT_MS stops the soak with what it last answered.
+ */
 async function recovered(cluster: SoakCluster, kind: FaultKind, since: number): Promise<void> {
-  for (;;) {
+  let last = 'no answer';
+  for (const giveUp = Date.now() + RECOVERY_TIMEOUT_MS; Date.now() < giveUp; ) {
     if (kind === 'worker' || kind === 'partition') {
-      const res = await call(cluster, 'GET', '/api/v1/agents').catch(() => undefined);
-      const agents = (res?.json as { agents?: { agentId: string; heartbeatAt: string }[] } | undefined)?.agents ?? [];
+      const res = await call(cluster, 'GET', '/api/v1/agents').catch((err: Error) => ({ status: 0, json: err.message }));
+      const agents = (res.json as { agents?: { agentId: string; heartbeatAt: string }[] } | undefined)?.agents ?? [];
       if (agents.some((a) => a.agentId === cluster.agentId && Date.parse(a.heartbeatAt) > since)) return;
+      last = `GET /api/v1/agents: ${res.status} ${JSON.stringify(res.json)}`;
     } else {
-      const res = await fetch(`${cluster.baseUrl}/readyz`).catch(() => undefined);
-      if (res?.status === 200) return;
+      const res = await fetch(`${cluster.baseUrl}/readyz`).catch((err: Error) => err);
+      if (!(res instanceof Error) && res.status === 200) return;
+      last = `/readyz: ${res instanceof Error ? res.message : `${res.status} ${await res.text()}`}`;
     }
     await sleep(100);
   }
+  throw new Error(`after the ${kind} fault the stack did not recover in ${RECOVERY_TIMEOUT_MS / 1000} s; last: ${last}`);
 }
 
 /** Waits until every submitted task has a final row; what has none by the timeout is lost. */
