@@ -27,8 +27,13 @@ export type FaultKind = (typeof FAULT_KINDS)[number];
 export type SoakCluster = {
   baseUrl: string;
   ownerUrl: string;
+  temporalAddress: string;
   token: string;
   agentId: string;
+  /** Every log the stack's processes write: the API's, the worker's, the dev server's and PostgreSQL's. */
+  logFiles: string[];
+  /** The API's and the worker's processes now, for their memory. */
+  pids(): { api?: number; worker?: number };
   /** SIGKILL one part and start it again; resolves once it was started (not once it is ready). */
   kill(kind: Exclude<FaultKind, 'partition'>): Promise<void>;
   /** Freezes the worker for `ms`, then lets it go on. */
@@ -39,6 +44,7 @@ export type SoakCluster = {
 };
 
 type Part = { child?: ChildProcess; crashes?: number; stopping?: boolean; start(): Promise<void>; stop(): Promise<void> };
+type ProcessPart = Part & { logFile: string };
 
 export async function startSoakCluster(scratch: string): Promise<SoakCluster> {
   const secret = crypto.randomBytes(18).toString('base64url');
@@ -81,7 +87,8 @@ export async function startSoakCluster(scratch: string): Promise<SoakCluster> {
     OPSLEDGER_DATA_DIR: path.join(scratch, 'data'),
     OPSLEDGER_TASK_QUEUE: 'soak',
     OPSLEDGER_AGENT_ID: agentId,
-    LOG_LEVEL: 'error',
+    // What they log at info is what the secret scan reads: it should be all an operator would keep.
+    LOG_LEVEL: 'info',
   };
   const api = processPart(['api'], { ...common, PORT: String(apiPort), OPSLEDGER_TOKENS: `soak:admin:${hashToken(token)}` }, path.join(scratch, 'api.log'));
   const worker = processPart(
@@ -113,8 +120,11 @@ export async function startSoakCluster(scratch: string): Promise<SoakCluster> {
   return {
     baseUrl: `http://127.0.0.1:${apiPort}`,
     ownerUrl,
+    temporalAddress: temporal.address,
     token,
     agentId,
+    logFiles: [api.logFile, worker.logFile, devServerOptions.logFile, postgres.logFile],
+    pids: () => ({ api: api.child?.pid, worker: worker.child?.pid }),
     async kill(kind) {
       if (kind === 'temporal') killAll(pidsRunning(devServerOptions.dbFile));
       else if (kind === 'postgres') killAll(postmasterPid(pgDir));
@@ -147,8 +157,9 @@ export async function startSoakCluster(scratch: string): Promise<SoakCluster> {
  * An `opsledger` process. One that exits on its own (not killed or stopped by the soak) is counted
  * as a crash and started again, as a supervisor would.
  */
-function processPart(args: string[], env: NodeJS.ProcessEnv, logFile: string): Part {
-  const part: Part = {
+function processPart(args: string[], env: NodeJS.ProcessEnv, logFile: string): ProcessPart {
+  const part: ProcessPart = {
+    logFile,
     crashes: 0,
     async start() {
       const log = fs.openSync(logFile, 'a');
