@@ -126,17 +126,17 @@ export async function startSoakCluster(scratch: string): Promise<SoakCluster> {
     logFiles: [api.logFile, worker.logFile, devServerOptions.logFile, postgres.logFile],
     pids: () => ({ api: api.child?.pid, worker: worker.child?.pid }),
     async kill(kind) {
-      if (kind === 'temporal') killAll(pidsRunning(devServerOptions.dbFile));
-      else if (kind === 'postgres') killAll(postmasterPid(pgDir));
-      else {
+      if (kind === 'temporal') await killDevServer(devServerOptions);
+      else if (kind === 'postgres') {
+        killAll(postmasterPid(pgDir));
+        await waitForExit('the postmaster', () => postmasterPid(pgDir));
+      } else {
         const child = parts[kind].child;
         // Its exit is ours, not a crash: the part no longer holds it.
         parts[kind].child = undefined;
         child?.kill('SIGKILL');
         await waitForExit(`the ${kind}`, () => alive(child));
       }
-      if (kind === 'temporal') await waitForExit('the dev server', () => pidsRunning(devServerOptions.dbFile));
-      if (kind === 'postgres') await waitForExit('the postmaster', () => postmasterPid(pgDir));
       await parts[kind].start();
     },
     async partition(ms) {
@@ -233,10 +233,7 @@ async function startDevServerAgain(options: DevServerOptions): Promise<DevServer
   for (let attempt = 1, giveUp = Date.now() + DEV_SERVER_RESTART_BUDGET_MS; ; attempt++) {
     const logStart = fs.statSync(options.logFile).size;
     try {
-      const server = await withinDeadline(startTemporalDevServer(options), DEV_SERVER_ATTEMPT_MS, async () => {
-        killAll(pidsRunning(options.dbFile));
-        await waitForExit('the dev server', () => pidsRunning(options.dbFile));
-      });
+      const server = await withinDeadline(startTemporalDevServer(options), DEV_SERVER_ATTEMPT_MS, () => killDevServer(options));
       if (failures.length > 0) console.log(`\n  the dev server started again at attempt ${attempt}; before:\n${failures.join('\n')}`);
       return server;
     } catch (err) {
@@ -247,6 +244,18 @@ async function startDevServerAgain(options: DevServerOptions): Promise<DevServer
       await new Promise((resolve) => setTimeout(resolve, 500));
     }
   }
+}
+
+/**
+ * SIGKILLs the dev server and waits until the soak, its parent, has reaped it. Its command line
+ * going is no sign, nor its main thread a zombie: the kernel drops both before the last of its
+ * threads has ended and closed its sockets, and a restart meanwhile finds the port still held
+ * ("bind: address already in use").
+ */
+async function killDevServer(options: DevServerOptions): Promise<void> {
+  const pids = pidsRunning(options.dbFile);
+  killAll(pids);
+  await waitForExit('the dev server', () => pids.filter((pid) => fs.existsSync(`/proc/${pid}`)));
 }
 
 /** The promise's outcome; or once `ms` have passed, `abandon` is run and the attempt fails. */
