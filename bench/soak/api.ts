@@ -1,6 +1,9 @@
 import type { SoakCluster } from './cluster';
 import type { LeakScan } from './canary';
 
+// Longer than any restart the fault part makes the API wait for.
+const SUBMIT_TIMEOUT_MS = 300_000;
+
 export type Answer = { status: number; json: unknown };
 
 /**
@@ -9,7 +12,7 @@ export type Answer = { status: number; json: unknown };
  */
 export type SoakApi = {
   call(method: string, pathname: string, body?: unknown): Promise<Answer>;
-  /** Submits until the API takes it: an orchestrator retries the same task id, which is idempotent. */
+  /** Submits until the API takes it, for up to 5 minutes: an orchestrator retries the same task id, which is idempotent. */
   submit(body: { taskId: string } & Record<string, unknown>): Promise<void>;
 };
 
@@ -28,12 +31,16 @@ export function soakApi(cluster: SoakCluster, scan: LeakScan): SoakApi {
   return {
     call,
     async submit(body) {
-      for (;;) {
-        const res = await call('POST', '/api/v1/tasks', body).catch(() => undefined);
-        if (res && (res.status === 202 || res.status === 200)) return;
-        if (res && res.status < 500 && res.status !== 429) throw new Error(`submit of ${body.taskId} refused: ${res.status} ${JSON.stringify(res.json)}`);
+      let last = 'no answer';
+      for (const giveUp = Date.now() + SUBMIT_TIMEOUT_MS; Date.now() < giveUp; ) {
+        const res = await call('POST', '/api/v1/tasks', body).catch((err: Error) => err);
+        if (res instanceof Error) last = res.message;
+        else if (res.status === 202 || res.status === 200) return;
+        else if (res.status < 500 && res.status !== 429) throw new Error(`submit of ${body.taskId} refused: ${res.status} ${JSON.stringify(res.json)}`);
+        else last = `${res.status} ${JSON.stringify(res.json)}`;
         await new Promise((resolve) => setTimeout(resolve, 200));
       }
+      throw new Error(`submit of ${body.taskId} not taken in ${SUBMIT_TIMEOUT_MS / 1000} s; last: ${last}`);
     },
   };
 }

@@ -93,7 +93,8 @@ export async function startSoakCluster(scratch: string): Promise<SoakCluster> {
   const api = processPart(['api'], { ...common, PORT: String(apiPort), OPSLEDGER_TOKENS: `soak:admin:${hashToken(token)}` }, path.join(scratch, 'api.log'));
   const worker = processPart(
     ['worker'],
-    // Reports every second, and this machine's own load (the soak's too) must not stop dispatch.
+    // Reports every second, and this machine's own load (the soak's too) should not stop dispatch:
+    // the highest threshold there is.
     { ...common, OPSLEDGER_AGENT_REPORT_S: '1', OPSLEDGER_LOAD_THRESHOLD_PCT: '1000' },
     path.join(scratch, 'worker.log'),
   );
@@ -166,9 +167,11 @@ function processPart(args: string[], env: NodeJS.ProcessEnv, logFile: string): P
       const child = spawn(process.execPath, [path.join(projectRoot, 'bin', 'opsledger.js'), ...args], { env, stdio: ['ignore', log, log] });
       fs.closeSync(log);
       part.child = child;
-      child.once('exit', () => {
+      child.once('exit', (code, signal) => {
         if (part.child !== child || part.stopping) return;
         part.crashes! += 1;
+        // Said at once: a part that keeps exiting would otherwise show only as tasks that never end.
+        console.log(`\n  opsledger ${args.join(' ')} exited on its own (${signal ?? code}), started again; see ${logFile}`);
         void part.start();
       });
     },

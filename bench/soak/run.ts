@@ -20,11 +20,11 @@ import { scanForSecret } from './secrets';
  * (some quick, some working for seconds, some pausing for capacity, some cancelled, some
  * overridden) while faults are injected at seeded moments: SIGKILL and restart of the worker, the
  * API, the Temporal dev server and PostgreSQL, and the worker frozen for seconds. Then every task
- * must end, and the promises are checked: one final row each, an intact chain, nothing left in the
- * pause queue or reserved, no playbook process left, no playbook run twice unless the ledger
- * records the lost run. The load part (./load.ts): a burst of tasks, and a batch held then released.
- * Every task of both carries a secret unique to the run, which is then looked for everywhere
- * (./secrets.ts).
+ * must end, with one final row each, no playbook process left, no playbook run twice unless the
+ * ledger records the lost run. The load part (./load.ts): a burst of tasks, and a batch held then
+ * released. After both: an intact chain, nothing left in the pause queue or reserved, neither the
+ * API nor the worker exited on its own. Every task carries a secret unique to the run, which is
+ * then looked for everywhere (./secrets.ts).
  *
  * SOAK_PARTS (`faults,load`, or one of them), SOAK_SEED (replays a run), SOAK_FAULTS (per kind,
  * default 20), SOAK_FAULT_EVERY_MS (default 4000), SOAK_DRAIN_TIMEOUT_S (how long every task gets to
@@ -56,15 +56,19 @@ async function main(): Promise<void> {
   try {
     const api = soakApi(cluster, scan);
     const results: PartResult[] = [];
-    if (PARTS.has('faults')) results.push(await runFaults(cluster, api, canary, scratch));
+    // Each part's table is printed as soon as it is done: a long load part comes after it.
+    const done = (result: PartResult) => {
+      for (const line of result.lines) console.log(line);
+      results.push(result);
+    };
+    if (PARTS.has('faults')) done(await runFaults(cluster, api, canary, scratch));
     if (PARTS.has('load')) {
-      console.log(`soak: load, ${LOAD_BURST} tasks in one burst, then ${LOAD_HELD} held and released`);
-      results.push(await runLoad(cluster, api, canary, `soak-${SEED}`, { burst: LOAD_BURST, held: LOAD_HELD, timeoutMs: DRAIN_TIMEOUT_MS }));
+      console.log(`\nsoak: load, ${LOAD_BURST} tasks in one burst, then ${LOAD_HELD} held and released`);
+      done(await runLoad(cluster, api, canary, `soak-${SEED}`, { burst: LOAD_BURST, held: LOAD_HELD, timeoutMs: DRAIN_TIMEOUT_MS }));
     }
-    results.push(await stackChecks(cluster));
-    results.push(await scanForSecret(cluster, scan, results.flatMap((r) => r.taskIds)));
+    done(await stackChecks(cluster));
+    done(await scanForSecret(cluster, scan, results.flatMap((r) => r.taskIds)));
     const violations = results.flatMap((r) => r.violations);
-    for (const line of results.flatMap((r) => r.lines)) console.log(line);
     console.log(`\n  ${violations.length === 0 ? 'PASS: every check holds' : `FAIL: ${violations.length} checks broken`}`);
     for (const v of violations) console.log(`  VIOLATION ${v}`);
     process.exitCode = violations.length === 0 ? 0 : 1;
@@ -203,6 +207,7 @@ async function recovered(cluster: SoakCluster, api: SoakApi, kind: FaultKind, si
 async function stackChecks(cluster: SoakCluster): Promise<PartResult> {
   const violations: string[] = [];
   const db = createDb({ connectionString: cluster.ownerUrl, max: 1 });
+  let line: string;
   try {
     const chain = await verifyChain(db);
     if (!chain.ok) violations.push(`the chain is broken at ${JSON.stringify(chain.firstBroken)}`);
@@ -210,11 +215,13 @@ async function stackChecks(cluster: SoakCluster): Promise<PartResult> {
     if (queued.length) violations.push(`${queued.length} rows left in pause_queue`);
     const reserved = await db.query('SELECT task_id FROM reservations');
     if (reserved.length) violations.push(`${reserved.length} reservations left`);
+    const crashes = cluster.crashes();
+    for (const [part, n] of Object.entries(crashes)) if (n > 0) violations.push(`the ${part} exited on its own ${n} times (started again each time)`);
+    line = `\n  chain of ${chain.rows} rows ${chain.ok ? 'intact' : 'broken'}; left: ${queued.length} in pause_queue, ${reserved.length} reservations; exited on their own: API ${crashes.api}, worker ${crashes.worker}`;
   } finally {
     await db.close();
   }
-  for (const [part, n] of Object.entries(cluster.crashes())) if (n > 0) violations.push(`the ${part} exited on its own ${n} times (started again each time)`);
-  return { lines: [], violations, taskIds: [] };
+  return { lines: [line], violations, taskIds: [] };
 }
 
 type Report = { lost: string[]; duplicated: string[]; repeatedAfterLoss: number; violations: string[] };
