@@ -76,7 +76,7 @@ async function heldThenReleased(cluster: SoakCluster, api: SoakApi, owner: Clien
   try {
     await forEachAtMost(HELD_SUBMITS_AT_ONCE, ids, (id) => api.submit(quickTask(id, canary)));
     submittedMs = Date.now() - started;
-    await until(`${ids.length} held tasks in the pause queue`, async () => (await heldInQueue(owner, ids)) === ids.length, timeoutMs, 500);
+    await until(`${ids.length} held tasks in the pause queue`, async () => (await heldInQueue(owner, ids)) === ids.length, timeoutMs);
     queuedMs = Date.now() - started;
     const early = [...(await rowCounts(owner, ids)).values()].filter((c) => c.dispatched > 0).length;
     if (early > 0) violations.push(`held: ${early} tasks dispatched while dispatch was held`);

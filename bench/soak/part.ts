@@ -33,11 +33,11 @@ export async function untilAllEnded(owner: Client, taskIds: string[], timeoutMs:
   }
 }
 
-/** Waits for a condition, checked every `everyMs`; one that does not hold by the timeout stops the soak, naming it. */
-export async function until(what: string, holds: () => Promise<boolean>, timeoutMs: number, everyMs = 250): Promise<void> {
+/** Waits for a condition, checked twice a second; one that does not hold by the timeout stops the soak, naming it. */
+export async function until(what: string, holds: () => Promise<boolean>, timeoutMs: number): Promise<void> {
   for (const giveUp = Date.now() + timeoutMs; !(await holds()); ) {
     if (Date.now() > giveUp) throw new Error(`${what}: not within ${timeoutMs / 1000} s`);
-    await sleep(everyMs);
+    await sleep(500);
   }
 }
 
