@@ -9,9 +9,9 @@ import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../../src/db
 import { migrate } from '../../src/db/migrate';
 import { projectRoot } from '../../src/paths';
 import { ensureTemporalCli } from '../../src/temporal/cli';
-import { startTemporalDevServer, type DevServer } from '../../src/temporal/devServer';
+import { startTemporalDevServer, type DevServer, type DevServerOptions } from '../../src/temporal/devServer';
 import { pidsRunning } from '../../test/support/processes';
-import { freePort } from '../../test/support/ports';
+import { freeServerPort } from '../../test/support/ports';
 
 /**
  * The stack the soak breaks, every part its own process: a PostgreSQL cluster of its own (never
@@ -27,8 +27,13 @@ export type FaultKind = (typeof FAULT_KINDS)[number];
 export type SoakCluster = {
   baseUrl: string;
   ownerUrl: string;
+  temporalAddress: string;
   token: string;
   agentId: string;
+  /** Every log the stack's processes write: the API's, the worker's, the dev server's and PostgreSQL's. */
+  logFiles: string[];
+  /** The API's and the worker's processes now, for their memory. */
+  pids(): { api?: number; worker?: number };
   /** SIGKILL one part and start it again; resolves once it was started (not once it is ready). */
   kill(kind: Exclude<FaultKind, 'partition'>): Promise<void>;
   /** Freezes the worker for `ms`, then lets it go on. */
@@ -39,15 +44,17 @@ export type SoakCluster = {
 };
 
 type Part = { child?: ChildProcess; crashes?: number; stopping?: boolean; start(): Promise<void>; stop(): Promise<void> };
+type ProcessPart = Part & { logFile: string };
 
 export async function startSoakCluster(scratch: string): Promise<SoakCluster> {
   const secret = crypto.randomBytes(18).toString('base64url');
   const token = `soak-${secret}`;
   const agentId = 'soak-agent';
 
-  // PostgreSQL: one cluster on a fixed port, kept across its restarts.
+  // PostgreSQL: one cluster on a fixed port, kept across its restarts. Every server port is one
+  // no client connection can hold while its server is down (freeServerPort).
   const pgDir = path.join(scratch, 'pg');
-  const pgPort = await freePort();
+  const pgPort = await freeServerPort();
   const startPostgres = () => startEmbeddedPostgres({ dataDir: pgDir, port: pgPort, database: 'postgres', stopsWithCaller: true });
   let postgres: EmbeddedPostgresHandle = await startPostgres();
   const ownerUrl = databaseUrl(postgres.url, 'opsledger_soak');
@@ -62,15 +69,15 @@ export async function startSoakCluster(scratch: string): Promise<SoakCluster> {
     cli,
     dbFile: path.join(scratch, 'temporal.sqlite'),
     logFile: path.join(scratch, 'temporal.log'),
-    port: await freePort(),
-    httpPort: await freePort(),
-    metricsPort: await freePort(),
+    port: await freeServerPort(),
+    httpPort: await freeServerPort(),
+    metricsPort: await freeServerPort(),
     namespace: 'default',
     stopsWithCaller: true,
   };
   let temporal: DevServer = await startTemporalDevServer(devServerOptions);
 
-  const apiPort = await freePort();
+  const apiPort = await freeServerPort();
   const common: NodeJS.ProcessEnv = {
     ...process.env,
     DATABASE_URL: loginUrl(ownerUrl, login),
@@ -80,12 +87,14 @@ export async function startSoakCluster(scratch: string): Promise<SoakCluster> {
     OPSLEDGER_DATA_DIR: path.join(scratch, 'data'),
     OPSLEDGER_TASK_QUEUE: 'soak',
     OPSLEDGER_AGENT_ID: agentId,
-    LOG_LEVEL: 'error',
+    // What they log at info is what the secret scan reads: it should be all an operator would keep.
+    LOG_LEVEL: 'info',
   };
   const api = processPart(['api'], { ...common, PORT: String(apiPort), OPSLEDGER_TOKENS: `soak:admin:${hashToken(token)}` }, path.join(scratch, 'api.log'));
   const worker = processPart(
     ['worker'],
-    // Reports every second, and this machine's own load (the soak's too) must not stop dispatch.
+    // Reports every second, and this machine's own load (the soak's too) should not stop dispatch:
+    // the highest threshold there is.
     { ...common, OPSLEDGER_AGENT_REPORT_S: '1', OPSLEDGER_LOAD_THRESHOLD_PCT: '1000' },
     path.join(scratch, 'worker.log'),
   );
@@ -97,8 +106,7 @@ export async function startSoakCluster(scratch: string): Promise<SoakCluster> {
     worker,
     temporal: {
       async start() {
-        // Its ports were chosen free at the start; meanwhile another process's connection may hold one a moment.
-        temporal = await untilStarted(() => startTemporalDevServer(devServerOptions));
+        temporal = await startDevServerAgain(devServerOptions);
       },
       stop: () => temporal.stop(),
     },
@@ -113,20 +121,23 @@ export async function startSoakCluster(scratch: string): Promise<SoakCluster> {
   return {
     baseUrl: `http://127.0.0.1:${apiPort}`,
     ownerUrl,
+    temporalAddress: temporal.address,
     token,
     agentId,
+    logFiles: [api.logFile, worker.logFile, devServerOptions.logFile, postgres.logFile],
+    pids: () => ({ api: api.child?.pid, worker: worker.child?.pid }),
     async kill(kind) {
-      if (kind === 'temporal') killAll(pidsRunning(devServerOptions.dbFile));
-      else if (kind === 'postgres') killAll(postmasterPid(pgDir));
-      else {
+      if (kind === 'temporal') await killDevServer(devServerOptions);
+      else if (kind === 'postgres') {
+        killAll(postmasterPid(pgDir));
+        await waitForExit('the postmaster', () => postmasterPid(pgDir));
+      } else {
         const child = parts[kind].child;
         // Its exit is ours, not a crash: the part no longer holds it.
         parts[kind].child = undefined;
         child?.kill('SIGKILL');
-        await waitForExit(() => alive(child));
+        await waitForExit(`the ${kind}`, () => alive(child));
       }
-      if (kind === 'temporal') await waitForExit(() => pidsRunning(devServerOptions.dbFile));
-      if (kind === 'postgres') await waitForExit(() => postmasterPid(pgDir));
       await parts[kind].start();
     },
     async partition(ms) {
@@ -147,17 +158,20 @@ export async function startSoakCluster(scratch: string): Promise<SoakCluster> {
  * An `opsledger` process. One that exits on its own (not killed or stopped by the soak) is counted
  * as a crash and started again, as a supervisor would.
  */
-function processPart(args: string[], env: NodeJS.ProcessEnv, logFile: string): Part {
-  const part: Part = {
+function processPart(args: string[], env: NodeJS.ProcessEnv, logFile: string): ProcessPart {
+  const part: ProcessPart = {
+    logFile,
     crashes: 0,
     async start() {
       const log = fs.openSync(logFile, 'a');
       const child = spawn(process.execPath, [path.join(projectRoot, 'bin', 'opsledger.js'), ...args], { env, stdio: ['ignore', log, log] });
       fs.closeSync(log);
       part.child = child;
-      child.once('exit', () => {
+      child.once('exit', (code, signal) => {
         if (part.child !== child || part.stopping) return;
         part.crashes! += 1;
+        // Said at once: a part that keeps exiting would otherwise show only as tasks that never end.
+        console.log(`\n  opsledger ${args.join(' ')} exited on its own (${signal ?? code}), started again; see ${logFile}`);
         void part.start();
       });
     },
@@ -199,15 +213,80 @@ function killAll(pids: number[]): void {
   }
 }
 
-async function waitForExit(running: () => number[]): Promise<void> {
-  while (running().length > 0) await new Promise((resolve) => setTimeout(resolve, 50));
+/** A SIGKILLed process is gone within moments; one that is not (stuck in the kernel) stops the soak. */
+async function waitForExit(what: string, running: () => number[]): Promise<void> {
+  for (const giveUp = Date.now() + EXIT_TIMEOUT_MS; running().length > 0; ) {
+    if (Date.now() > giveUp) throw new Error(`${what} (pid ${running().join(', ')}) did not exit within ${EXIT_TIMEOUT_MS / 1000} s of SIGKILL`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+const EXIT_TIMEOUT_MS = 30_000;
+const DEV_SERVER_RESTART_BUDGET_MS = 180_000;
+// Above the dev server's own 60 s wait to answer: past it, one of its calls got no answer at all.
+const DEV_SERVER_ATTEMPT_MS = 90_000;
+
+/**
+ * Starts the dev server again on its SQLite file and ports, trying again for up to 3 minutes. Each
+ * attempt that fails is told with why and what the server printed meanwhile: at the end of a restart
+ * that came back after all, and in the error that stops the soak when none did.
+ */
+async function startDevServerAgain(options: DevServerOptions): Promise<DevServer> {
+  const failures: string[] = [];
+  for (let attempt = 1, giveUp = Date.now() + DEV_SERVER_RESTART_BUDGET_MS; ; attempt++) {
+    const logStart = fs.statSync(options.logFile).size;
+    try {
+      const server = await withinDeadline(startTemporalDevServer(options), DEV_SERVER_ATTEMPT_MS, () => killDevServer(options));
+      if (failures.length > 0) console.log(`\n  the dev server started again at attempt ${attempt}; before:\n${failures.join('\n')}`);
+      return server;
+    } catch (err) {
+      failures.push(`    attempt ${attempt}: ${(err as Error).message.split('\n')[0]}\n${printedSince(options.logFile, logStart)}`);
+      if (Date.now() > giveUp) {
+        throw new Error(`the dev server did not start again in ${DEV_SERVER_RESTART_BUDGET_MS / 1000} s (${options.logFile}):\n${failures.join('\n')}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
+}
+
+/**
+ * SIGKILLs the dev server and waits until the soak, its parent, has reaped it. Its command line
+ * going is no sign, nor its main thread a zombie: the kernel drops both before the last of its
+ * threads has ended and closed its sockets, and a restart meanwhile finds the port still held
+ * ("bind: address already in use").
+ */
+async function killDevServer(options: DevServerOptions): Promise<void> {
+  const pids = pidsRunning(options.dbFile);
+  killAll(pids);
+  await waitForExit('the dev server', () => pids.filter((pid) => fs.existsSync(`/proc/${pid}`)));
+}
+
+/** The promise's outcome; or once `ms` have passed, `abandon` is run and the attempt fails. */
+async function withinDeadline<T>(work: Promise<T>, ms: number, abandon: () => Promise<void>): Promise<T> {
+  const timedOut = Symbol('timed out');
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<typeof timedOut>((resolve) => {
+    timer = setTimeout(() => resolve(timedOut), ms);
+  });
+  const outcome = await Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+  if (outcome !== timedOut) return outcome as T;
+  // What the abandoned attempt does later must not end the soak as an unhandled rejection.
+  work.catch(() => undefined);
+  await abandon();
+  throw new Error(`no answer within ${ms / 1000} s`);
+}
+
+/** The last lines a log got since it was `from` bytes long, indented, each cut at 300 characters. */
+function printedSince(logFile: string, from: number): string {
+  const lines = fs.readFileSync(logFile).subarray(from).toString('utf8').split('\n').filter(Boolean);
+  if (lines.length === 0) return '      (it printed nothing)';
+  return lines.slice(-8).map((line) => `      ${line.slice(0, 300)}`).join('\n');
 }
 
 /**
  * A restart that may be refused for a moment: backends of a SIGKILLed postmaster keep its shared
- * memory until they notice it is gone ("pre-existing shared memory block is still in use"), and a
- * port chosen free at the start may be some connection's for a moment. Tried again until it
- * starts, 50 times at most.
+ * memory until they notice it is gone ("pre-existing shared memory block is still in use"). Tried
+ * again until it starts, 50 times at most.
  */
 async function untilStarted<T>(start: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
