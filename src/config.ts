@@ -17,6 +17,8 @@ const port = z.coerce
   .max(65535, 'expected a port from 1 to 65535');
 
 const positiveInt = z.coerce.number({ error: 'expected a positive integer' }).int().positive();
+// Past its limit a value is told the limit, not only that it must be a positive integer.
+const positiveIntUpTo = (max: number) => positiveInt.max(max, `expected a positive integer up to ${max}`);
 
 const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
@@ -55,19 +57,19 @@ export const ConfigSchema = z.object({
     .string()
     .regex(/^[a-z_][a-z0-9_]*$/, 'expected a PostgreSQL role name (lower-case letters, digits, underscore)')
     .default('opsledger_app'),
-  OPSLEDGER_OUTPUT_TAIL_LINES: positiveInt.max(1000).default(50),
+  OPSLEDGER_OUTPUT_TAIL_LINES: positiveIntUpTo(1000).default(50),
   OPSLEDGER_PLAYBOOK_TIMEOUT_S: positiveInt.default(3600),
   /** Admission: an agent whose last capacity report is older than this is not used. */
   OPSLEDGER_AGENT_MAX_AGE_S: positiveInt.default(30),
   /** Admission: an agent whose load would go above this % cannot take a task. */
-  OPSLEDGER_LOAD_THRESHOLD_PCT: positiveInt.max(1000).default(80),
+  OPSLEDGER_LOAD_THRESHOLD_PCT: positiveIntUpTo(100_000).default(80),
   /** How often a worker reports its own host's capacity; 0 turns the report off. */
   OPSLEDGER_AGENT_REPORT_S: z.coerce.number({ error: 'expected a number of seconds' }).min(0).default(5),
   OPSLEDGER_HEARTBEAT_TIMEOUT_S: positiveInt.default(30),
   OPSLEDGER_SCHEDULE_TO_START_TIMEOUT_S: positiveInt.default(60),
-  OPSLEDGER_MAX_INFRA_ATTEMPTS: positiveInt.max(20).default(3),
+  OPSLEDGER_MAX_INFRA_ATTEMPTS: positiveIntUpTo(20).default(3),
   /** How long a task may wait for dispatch when its submit gives no `maxWaitS`. */
-  OPSLEDGER_MAX_WAIT_S: positiveInt.max(30 * 24 * 3600).default(86400),
+  OPSLEDGER_MAX_WAIT_S: positiveIntUpTo(30 * 24 * 3600).default(86400),
   /** API bearer tokens as name:role:sha256 entries; `opsledger token` makes one. */
   OPSLEDGER_TOKENS: TokensSchema.default([]),
   /** Keys the audit cursors; set the same value on every API replica. */

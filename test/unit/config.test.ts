@@ -24,6 +24,7 @@ describe('loadConfig', () => {
     ['TEMPORAL_ADDRESS', 'localhost', 'TEMPORAL_ADDRESS: expected host:port'],
     ['DATABASE_URL', 'mysql://x', 'DATABASE_URL: expected a postgres:// or postgresql:// URL'],
     ['OPSLEDGER_OUTPUT_TAIL_LINES', '0', 'OPSLEDGER_OUTPUT_TAIL_LINES: expected a positive integer'],
+    ['OPSLEDGER_LOAD_THRESHOLD_PCT', '200000', 'OPSLEDGER_LOAD_THRESHOLD_PCT: expected a positive integer up to 100000'],
     ['OPSLEDGER_CHECKPOINT_VERIFIER_KEY', 'PRIVATE+KEY+ops+0a1b2c3d+AbCd', 'OPSLEDGER_CHECKPOINT_VERIFIER_KEY: expected <name>+<key ID>+<base64 key>'],
   ])('%s=%s is refused with a message naming it and the rule', (name, value, message) => {
     expect(refusal({ [name]: value }).message).toContain(message);
