@@ -3,6 +3,7 @@ import { hashToken, newToken, ROLES } from './api/auth';
 import { ConfigError, loadConfig, type Config } from './config';
 import { migrate } from './db/migrate';
 import { registerLedgerCommands } from './cli/auditCommands';
+import { registerClusterCommands } from './cli/clusterCommands';
 import { registerTaskCommands } from './cli/taskCommands';
 import { CheckpointError } from './ledger/checkpoint';
 import { ApiError } from './client/apiClient';
@@ -79,6 +80,7 @@ program
   });
 
 registerTaskCommands(program);
+registerClusterCommands(program);
 registerLedgerCommands(program.command('audit').description('The audit ledger: query it, verify its hash chain, checkpoint its head.'));
 
 program
