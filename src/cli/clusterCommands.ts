@@ -21,7 +21,7 @@ export function registerClusterCommands(program: Command): void {
         [
           `cluster up (${started.length ? `started ${started.join(', ')}` : 'everything was already running'})`,
           ...rows,
-          `Temporal     ${state.temporalAddress}  namespace ${state.namespace}  (no Web UI is started: README, Production shape, says how to point one at it)`,
+          `Temporal     ${state.temporalAddress}  namespace ${state.namespace}  (no Web UI is started: README, "The production shape without Docker", says how to point one at it)`,
           `API          ${apiUrls.join('  ')}`,
           `Admin token  ${adminToken}   (kept in ${settings.OPSLEDGER_CLUSTER_DIR}/admin-token)`,
           `State        ${stateFile(settings.OPSLEDGER_CLUSTER_DIR)}   (opsledger cluster down stops exactly these)`,
