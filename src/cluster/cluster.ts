@@ -126,8 +126,7 @@ async function provideTemporalServer(
   const files = writeServerConfig(path.join(settings.OPSLEDGER_CLUSTER_DIR, 'temporal'), databases, state.temporalPorts);
   const log = path.join(settings.OPSLEDGER_CLUSTER_DIR, 'logs', 'temporal.log');
   if (!runningNamed(state, 'temporal')) keep(record('temporal', 'temporal', spawnTemporalServer(server, files, log), log, state.temporalPorts.frontend));
-  const pid = state.processes.find((p) => p.name === 'temporal')!.pid;
-  await untilServing(state.temporalAddress, pid, log);
+  await untilServing(state.temporalAddress, state.processes.find((p) => p.name === 'temporal')!);
   await ensureNamespace(state.temporalAddress, config.TEMPORAL_NAMESPACE);
   await registerSearchAttributesWhenReady(state.temporalAddress, config.TEMPORAL_NAMESPACE, 120);
 }

@@ -7,7 +7,8 @@ import { Client } from 'pg';
 import { databaseUrl, ensureDatabase } from '../db/databases';
 import { logger } from '../logger';
 import { tailOf } from '../logTail';
-import { ensureGoTool, type GoTool } from '../temporal/goTools';
+import { ensureGoTool, runCapturingOutput, type GoTool } from '../temporal/goTools';
+import { isRunning, type RecordedProcess } from './processes';
 
 /** The server and its schema tool at compose's image version (temporalio/auto-setup:1.29.1). */
 const TEMPORAL_SERVER_VERSION = 'v1.29.1';
@@ -89,20 +90,9 @@ async function hasVersionTable(url: string): Promise<boolean> {
   }
 }
 
-function runSqlTool(sqlTool: string, args: string[], env: NodeJS.ProcessEnv): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(sqlTool, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    const keep = (chunk: Buffer) => {
-      output = (output + chunk.toString()).slice(-8000);
-    };
-    child.stdout.on('data', keep);
-    child.stderr.on('data', keep);
-    child.once('error', reject);
-    child.once('close', (code) =>
-      code === 0 ? resolve() : reject(new Error(`temporal sql tool ${args[0]} on ${env.SQL_DATABASE} exited with ${code}:\n${output.trim()}`)),
-    );
-  });
+async function runSqlTool(sqlTool: string, args: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  const { code, output } = await runCapturingOutput(sqlTool, args, env);
+  if (code !== 0) throw new Error(`temporal sql tool ${args[0]} on ${env.SQL_DATABASE} exited with ${code}:\n${output.trim().slice(-8000)}`);
 }
 
 /**
@@ -209,10 +199,10 @@ export function spawnTemporalServer(server: string, files: { root: string; env: 
 }
 
 /** Until the frontend answers its health check (the services join within maxJoinDuration). */
-export async function untilServing(address: string, pid: number, logFile: string, timeoutMs = 180_000): Promise<void> {
+export async function untilServing(address: string, server: RecordedProcess, timeoutMs = 180_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (!isAlive(pid)) throw new Error(`the Temporal server exited; its log, ${logFile}, ends:\n${tailOf(logFile)}`);
+    if (!isRunning(server)) throw new Error(`the Temporal server exited; its log, ${server.log}, ends:\n${tailOf(server.log)}`);
     try {
       const connection = await Connection.connect({ address, connectTimeout: 2000 });
       try {
@@ -243,15 +233,6 @@ export async function ensureNamespace(address: string, namespace: string): Promi
       });
   } finally {
     await connection.close();
-  }
-}
-
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 

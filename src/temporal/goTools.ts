@@ -63,7 +63,7 @@ async function installWithGo(tool: GoTool): Promise<string> {
   for (const version of tool.versions) {
     logger.info({ version, into: projectToolsBin }, `building the ${tool.label} with \`go install\` (first time only; this takes a few minutes)`);
     const started = Date.now();
-    const { code, output } = await run(go, ['install', `${tool.module}@${version}`], { ...process.env, GOBIN: projectToolsBin });
+    const { code, output } = await runCapturingOutput(go, ['install', `${tool.module}@${version}`], { ...process.env, GOBIN: projectToolsBin });
     const binary = existingExecutable(path.join(projectToolsBin, tool.binary));
     if (code === 0 && binary) {
       logger.info({ version, seconds: Math.round((Date.now() - started) / 1000) }, `${tool.label} built`);
@@ -74,7 +74,8 @@ async function installWithGo(tool: GoTool): Promise<string> {
   throw new GoToolUnavailable(`go install of the ${tool.label} failed:\n${failures.join('\n')}`);
 }
 
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; output: string }> {
+/** Runs `cmd` to its exit, keeping the last 20,000 characters of its stdout and stderr for an error message. */
+export function runCapturingOutput(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
