@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Config } from '../config';
+import { ConfigError, type Config } from '../config';
 import { databaseUrl, ensureDatabase } from '../db/databases';
 import { embeddedPostgresUrl, startEmbeddedPostgres } from '../db/embeddedPostgres';
 import { Lifecycle } from '../lifecycle';
@@ -51,26 +51,38 @@ export async function clusterUp(configured: Config, settings: ClusterSettings): 
     await runMigrations(database);
     await provideTemporalServer(config, settings, state, database, keep);
     const env = childEnvironment(config, dir, database, state.temporalAddress);
-    for (let i = 1; i <= settings.OPSLEDGER_CLUSTER_AGENTS; i += 1) {
-      const name = `agent-${i}`;
-      if (runningNamed(state, name)) continue;
-      const log = path.join(dir, 'logs', `${name}.log`);
-      keep(record('agent', name, spawnOpsledger('worker', { ...env.worker, OPSLEDGER_AGENT_ID: name }, log), log));
-    }
-    for (let i = 1; i <= settings.OPSLEDGER_CLUSTER_APIS; i += 1) {
-      const name = `api-${i}`;
-      const port = config.PORT + i - 1;
-      if (runningNamed(state, name)) continue;
-      if (!(await isFree(port))) throw new Error(`${name} would listen on port ${port} (PORT + ${i - 1}), which is taken; set PORT`);
-      const log = path.join(dir, 'logs', `${name}.log`);
-      keep(record('api', name, spawnOpsledger('api', { ...env.api, PORT: String(port) }, log), log, port));
-    }
+    startMissingAgents(settings, state, env.worker, keep);
+    await startMissingApis(config, settings, state, env.api, keep);
     const apiUrls = state.processes.filter((p) => p.role === 'api' && p.port).map((p) => `http://127.0.0.1:${p.port}`);
     await untilReady(state, apiUrls, token);
     return { state, adminToken: token, apiUrls, started };
   } catch (err) {
     await startedNow.close();
     throw err;
+  }
+}
+
+type Keep = (proc: RecordedProcess) => void;
+
+/** agent-1 … agent-N, each an `opsledger worker` with its own agent id, so its own task queue. */
+function startMissingAgents(settings: ClusterSettings, state: ClusterState, env: NodeJS.ProcessEnv, keep: Keep): void {
+  for (let i = 1; i <= settings.OPSLEDGER_CLUSTER_AGENTS; i += 1) {
+    const name = `agent-${i}`;
+    if (runningNamed(state, name)) continue;
+    const log = path.join(settings.OPSLEDGER_CLUSTER_DIR, 'logs', `${name}.log`);
+    keep(record('agent', name, spawnOpsledger('worker', { ...env, OPSLEDGER_AGENT_ID: name }, log), log));
+  }
+}
+
+/** api-1 … api-M, each an `opsledger api` on PORT + i - 1. */
+async function startMissingApis(config: Config, settings: ClusterSettings, state: ClusterState, env: NodeJS.ProcessEnv, keep: Keep): Promise<void> {
+  for (let i = 1; i <= settings.OPSLEDGER_CLUSTER_APIS; i += 1) {
+    const name = `api-${i}`;
+    const port = config.PORT + i - 1;
+    if (runningNamed(state, name)) continue;
+    if (!(await isFree(port))) throw new ConfigError([`PORT: ${name} would listen on ${port} (PORT + ${i - 1}), which is taken`]);
+    const log = path.join(settings.OPSLEDGER_CLUSTER_DIR, 'logs', `${name}.log`);
+    keep(record('api', name, spawnOpsledger('api', { ...env, PORT: String(port) }, log), log, port));
   }
 }
 
@@ -100,7 +112,7 @@ function runningNamed(state: ClusterState, name: string): boolean {
  * is created when missing, as Temporal's are),
  * or the embedded PostgreSQL in the cluster folder, started unless it still runs.
  */
-async function provideClusterDatabase(config: Config, dir: string, state: ClusterState, keep: (proc: RecordedProcess) => void): Promise<DevDatabase> {
+async function provideClusterDatabase(config: Config, dir: string, state: ClusterState, keep: Keep): Promise<DevDatabase> {
   if (config.DATABASE_URL) {
     await ensureDatabase(databaseUrl(config.DATABASE_URL, 'postgres'), decodeURIComponent(new URL(config.DATABASE_URL).pathname.slice(1)));
     return devDatabaseOf(config.DATABASE_URL, config);
@@ -118,14 +130,20 @@ async function provideTemporalServer(
   settings: ClusterSettings,
   state: ClusterState,
   database: DevDatabase,
-  keep: (proc: RecordedProcess) => void,
+  keep: Keep,
 ): Promise<void> {
   const [server, sqlTool] = [await ensureTemporalServer(settings.TEMPORAL_SERVER), await ensureTemporalSqlTool(settings.TEMPORAL_SQL_TOOL)];
   const databases = { serverUrl: databaseUrl(database.ownerUrl, 'postgres'), history: settings.DBNAME, visibility: settings.VISIBILITY_DBNAME };
   await setupTemporalSchemas(sqlTool, databases);
   const files = writeServerConfig(path.join(settings.OPSLEDGER_CLUSTER_DIR, 'temporal'), databases, state.temporalPorts);
   const log = path.join(settings.OPSLEDGER_CLUSTER_DIR, 'logs', 'temporal.log');
-  if (!runningNamed(state, 'temporal')) keep(record('temporal', 'temporal', spawnTemporalServer(server, files, log), log, state.temporalPorts.frontend));
+  if (!runningNamed(state, 'temporal')) {
+    // Another server on the port (`opsledger dev`'s) would answer the readiness check in its place.
+    if (!(await isFree(state.temporalPorts.frontend))) {
+      throw new ConfigError([`OPSLEDGER_CLUSTER_TEMPORAL_PORT: port ${state.temporalPorts.frontend} is taken by another process`]);
+    }
+    keep(record('temporal', 'temporal', spawnTemporalServer(server, files, log), log, state.temporalPorts.frontend));
+  }
   await untilServing(state.temporalAddress, state.processes.find((p) => p.name === 'temporal')!);
   await ensureNamespace(state.temporalAddress, config.TEMPORAL_NAMESPACE);
   await registerSearchAttributesWhenReady(state.temporalAddress, config.TEMPORAL_NAMESPACE, 120);

@@ -31,7 +31,7 @@ export const TEMPORAL_SQL_TOOL: GoTool = {
   searchPathAndGoBin: false,
 };
 
-/** Where the server finds PostgreSQL: one login for both of its databases. */
+/** Where the server finds PostgreSQL: `serverUrl` (its `postgres` database) is the one login for both of its databases. */
 export type TemporalDatabases = { serverUrl: string; history: string; visibility: string };
 
 /** The ports of the four services; membership ports are stored as smallint, so all stay below 32768. */
@@ -58,7 +58,7 @@ export async function setupTemporalSchemas(sqlTool: string, databases: TemporalD
     [databases.visibility, 'postgresql/v12/visibility'],
   ] as const;
   for (const [database, schemaName] of schemas) {
-    await ensureDatabase(databaseUrl(databases.serverUrl, 'postgres'), database);
+    await ensureDatabase(databases.serverUrl, database);
     const env = sqlToolEnv(databases.serverUrl, database);
     if (!(await hasVersionTable(databaseUrl(databases.serverUrl, database)))) await runSqlTool(sqlTool, ['setup-schema', '-v', '0.0'], env);
     await runSqlTool(sqlTool, ['update-schema', '--schema-name', schemaName], env);
@@ -179,6 +179,7 @@ export function writeServerConfig(dir: string, databases: TemporalDatabases, por
   const dynamicConfig = path.join(configDir, 'dynamicconfig.yaml');
   fs.writeFileSync(dynamicConfig, DYNAMIC_CONFIG_YAML);
   fs.writeFileSync(path.join(configDir, 'cluster.yaml'), serverConfigYaml(databases, ports, dynamicConfig), { mode: 0o600 });
+  // `mode` applies only to a new file; one from an earlier `up` keeps whatever it had.
   fs.chmodSync(path.join(configDir, 'cluster.yaml'), 0o600);
   return { root: dir, env: 'cluster' };
 }
@@ -198,7 +199,7 @@ export function spawnTemporalServer(server: string, files: { root: string; env: 
   return child.pid;
 }
 
-/** Until the frontend answers its health check (the services join within maxJoinDuration). */
+/** Until the frontend answers (its services join each other within maxJoinDuration first). */
 export async function untilServing(address: string, server: RecordedProcess, timeoutMs = 180_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
