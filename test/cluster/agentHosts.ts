@@ -39,7 +39,7 @@ export function canMakeNetworkNamespaces(): boolean {
 
 /**
  * Host `index` (1…) of this run: namespace olc-<pid>-<index>, link 10.<a>.<b>.0/30 with the host
- * end .1 and the agent end .2; the subnet comes from the pid so parallel runs do not collide.
+ * end .1 and the agent end .2; names and subnet come from the pid, so two runs at once rarely collide.
  */
 export async function startAgentHost(cluster: TestCluster, agentId: string, index: number): Promise<AgentHost> {
   const netns = `olc-${process.pid}-${index}`;
