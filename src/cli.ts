@@ -3,12 +3,14 @@ import { hashToken, newToken, ROLES } from './api/auth';
 import { ConfigError, loadConfig, type Config } from './config';
 import { migrate } from './db/migrate';
 import { registerLedgerCommands } from './cli/auditCommands';
+import { registerClusterCommands } from './cli/clusterCommands';
 import { registerTaskCommands } from './cli/taskCommands';
 import { CheckpointError } from './ledger/checkpoint';
 import { ApiError } from './client/apiClient';
 import { Lifecycle } from './lifecycle';
 import { logger } from './logger';
-import { ensureTemporalCli, TemporalCliUnavailable } from './temporal/cli';
+import { ensureTemporalCli } from './temporal/cli';
+import { GoToolUnavailable } from './temporal/goTools';
 import { registerSearchAttributesWhenReady } from './temporal/searchAttributes';
 import { openDb, provideDatabase, devDefaults, provideTemporalDevServer, runMigrations, startApi, startWorker } from './stack';
 
@@ -78,6 +80,7 @@ program
   });
 
 registerTaskCommands(program);
+registerClusterCommands(program);
 registerLedgerCommands(program.command('audit').description('The audit ledger: query it, verify its hash chain, checkpoint its head.'));
 
 program
@@ -133,7 +136,7 @@ function printBanner(lines: string[]): void {
 }
 
 program.parseAsync().catch((err: unknown) => {
-  if (err instanceof ConfigError || err instanceof TemporalCliUnavailable || err instanceof ApiError || err instanceof CheckpointError) {
+  if (err instanceof ConfigError || err instanceof GoToolUnavailable || err instanceof ApiError || err instanceof CheckpointError) {
     process.stderr.write(`opsledger: ${err.message}\n`);
   } else if ((err as { cause?: { code?: string } }).cause?.code === 'ECONNREFUSED') {
     process.stderr.write(`opsledger: cannot reach the API (${(err as { cause: Error }).cause.message}); is it running? Set OPSLEDGER_API_URL.\n`);

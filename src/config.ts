@@ -98,12 +98,17 @@ export class ConfigError extends Error {
  * value, which may be a secret (a key, a URL with its password). zod's own messages quote no input.
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  return parseEnv(ConfigSchema, env);
+}
+
+/** The variables `schema` names, parsed from `env` as loadConfig does; an empty one counts as unset. */
+export function parseEnv<Shape extends z.ZodRawShape>(schema: z.ZodObject<Shape>, env: NodeJS.ProcessEnv): z.infer<z.ZodObject<Shape>> {
   const present = Object.fromEntries(
-    Object.keys(ConfigSchema.shape)
+    Object.keys(schema.shape)
       .filter((key) => env[key] !== undefined && env[key] !== '')
       .map((key) => [key, env[key]]),
   );
-  const parsed = ConfigSchema.safeParse(present);
+  const parsed = schema.safeParse(present);
   if (!parsed.success) {
     throw new ConfigError(
       parsed.error.issues.map((issue) => `${String(issue.path[0])}: ${issue.message}`),

@@ -42,6 +42,11 @@ export async function provideDatabase(config: Config, lifecycle: Lifecycle): Pro
     logger.info({ url: redactPassword(pg.url) }, 'embedded PostgreSQL running');
     ownerUrl = pg.url;
   }
+  return devDatabaseOf(ownerUrl, config);
+}
+
+/** The owner's login and the application's, made from it, with the app login's password kept in the data folder. */
+export function devDatabaseOf(ownerUrl: string, config: Config): DevDatabase {
   const appLogin: AppLogin = {
     user: appLoginUser(decodeURIComponent(new URL(ownerUrl).pathname.slice(1))),
     password: keptInDataDir(config, 'db-app-password', () => crypto.randomBytes(24).toString('base64url')),
@@ -116,7 +121,8 @@ export function devDefaults(config: Config, env: NodeJS.ProcessEnv = process.env
   };
 }
 
-function keptInDataDir(config: Config, name: string, make: () => string): string {
+/** A generated secret kept in the data folder (0600), made on first use. */
+export function keptInDataDir(config: Config, name: string, make: () => string): string {
   const file = path.join(config.OPSLEDGER_DATA_DIR, name);
   fs.mkdirSync(config.OPSLEDGER_DATA_DIR, { recursive: true });
   if (!fs.existsSync(file)) fs.writeFileSync(file, `${make()}\n`, { mode: 0o600 });

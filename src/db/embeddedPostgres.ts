@@ -64,7 +64,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
     await stopServer(server);
     if (opts.ephemeral) removeCluster();
   };
-  const baseUrl = `postgresql://${USER}:${encodeURIComponent(password)}@127.0.0.1:${opts.port}`;
+  const baseUrl = superuserUrl(password, opts.port);
   try {
     await ensureDatabase(`${baseUrl}/postgres`, opts.database);
   } catch (err) {
@@ -106,6 +106,15 @@ function existingCluster(linkOrDir: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The superuser's URL of the cluster kept in `dataDir`, for a caller that finds its server already running. */
+export function embeddedPostgresUrl(dataDir: string, port: number, database: string): string {
+  return `${superuserUrl(readPassword(path.join(dataDir, 'postgres-password')), port)}/${database}`;
+}
+
+function superuserUrl(password: string, port: number): string {
+  return `postgresql://${USER}:${encodeURIComponent(password)}@127.0.0.1:${port}`;
 }
 
 function readPassword(file: string): string {

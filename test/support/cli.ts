@@ -5,12 +5,12 @@ import { projectRoot } from '../../src/paths';
 export type CliResult = { code: number; stdout: string; stderr: string };
 
 /** The compiled CLI as a user runs it (`npx tsc -p tsconfig.build.json` first), to its exit. */
-export function opsledger(args: string[], env: NodeJS.ProcessEnv): Promise<CliResult> {
+export function opsledger(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<CliResult> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
       [path.join(projectRoot, 'bin', 'opsledger.js'), ...args],
-      { env: { ...process.env, LOG_LEVEL: 'warn', ...env }, timeout: 60_000 },
+      { env: { ...process.env, LOG_LEVEL: 'warn', ...env }, timeout: timeoutMs },
       (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });

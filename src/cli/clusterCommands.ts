@@ -1,0 +1,42 @@
+import type { Command } from 'commander';
+import { clusterDown, clusterUp } from '../cluster/cluster';
+import { loadClusterSettings } from '../cluster/settings';
+import { stateFile } from '../cluster/state';
+import { loadConfig } from '../config';
+
+export function registerClusterCommands(program: Command): void {
+  const cluster = program
+    .command('cluster')
+    .description("The production shape on this machine without Docker: a Temporal server on PostgreSQL, agents and API replicas, each its own process.");
+
+  cluster
+    .command('up')
+    .description('Start what is not running yet (OPSLEDGER_CLUSTER_AGENTS agents, OPSLEDGER_CLUSTER_APIS API replicas) and print what runs where.')
+    .action(async () => {
+      const config = loadConfig();
+      const settings = loadClusterSettings(config);
+      const { state, adminToken, apiUrls, started } = await clusterUp(config, settings);
+      const rows = state.processes.map((p) => `  ${p.name.padEnd(10)} pid ${String(p.pid).padEnd(8)}${p.port ? `port ${p.port}`.padEnd(11) : ''.padEnd(11)}${p.log}`);
+      console.log(
+        [
+          `cluster up (${started.length ? `started ${started.join(', ')}` : 'everything was already running'})`,
+          ...rows,
+          `Temporal     ${state.temporalAddress}  namespace ${state.namespace}  (no Web UI is started: README, "The production shape without Docker", says how to point one at it)`,
+          `API          ${apiUrls.join('  ')}`,
+          `Admin token  ${adminToken}   (kept in ${settings.OPSLEDGER_CLUSTER_DIR}/admin-token)`,
+          `State        ${stateFile(settings.OPSLEDGER_CLUSTER_DIR)}   (opsledger cluster down stops exactly these)`,
+        ].join('\n'),
+      );
+      // The embedded PostgreSQL's handle would keep this process alive; every part runs on without it.
+      process.exit(0);
+    });
+
+  cluster
+    .command('down')
+    .description('Stop exactly the processes the state file records: API replicas, agents, the Temporal server, then the embedded PostgreSQL.')
+    .action(async () => {
+      const settings = loadClusterSettings(loadConfig());
+      const stopped = await clusterDown(settings.OPSLEDGER_CLUSTER_DIR);
+      console.log(stopped.length ? `cluster down: stopped ${stopped.join(', ')}` : 'cluster down: nothing was running');
+    });
+}

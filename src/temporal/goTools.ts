@@ -1,0 +1,109 @@
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { logger } from '../logger';
+import { projectRoot } from '../paths';
+
+export const projectToolsBin = path.join(projectRoot, '.tools', 'bin');
+
+/** A binary opsledger runs that `go install` can build: the Temporal CLI, server and sql tool. */
+export type GoTool = {
+  /** How messages name it. */
+  label: string;
+  /** The file `go install` writes into GOBIN. */
+  binary: string;
+  /** The package `go install` builds. */
+  module: string;
+  /** Tried in order until one builds. */
+  versions: readonly string[];
+  /** The variable that names an explicit path, for messages. */
+  variable: string;
+  /**
+   * Whether PATH and Go's own bin folder count: `temporal` is a name only the CLI has, whereas
+   * `server` and `sql` could be anything, so those are taken from .tools/bin alone.
+   */
+  searchPathAndGoBin: boolean;
+};
+
+export class GoToolUnavailable extends Error {
+  override name = 'GoToolUnavailable';
+}
+
+/**
+ * Finds `tool`: `explicit`, then (when the tool allows) PATH, then the project's .tools/bin, then
+ * (when it allows) Go's own bin folder; when none has it, builds it with `go install` into
+ * .tools/bin (minutes the first time, reused later).
+ */
+export async function ensureGoTool(tool: GoTool, explicit?: string): Promise<string> {
+  if (explicit) {
+    if (!isExecutable(explicit)) throw new GoToolUnavailable(`${tool.variable}=${explicit} is not an executable file`);
+    return explicit;
+  }
+  const goBin = path.join(process.env.GOPATH ?? path.join(os.homedir(), 'go'), 'bin', tool.binary);
+  const found =
+    (tool.searchPathAndGoBin ? findOnPath(tool.binary) : undefined) ??
+    existingExecutable(path.join(projectToolsBin, tool.binary)) ??
+    (tool.searchPathAndGoBin ? existingExecutable(goBin) : undefined);
+  return found ?? installWithGo(tool);
+}
+
+async function installWithGo(tool: GoTool): Promise<string> {
+  const go = findOnPath('go') ?? existingExecutable('/usr/local/go/bin/go');
+  if (!go) {
+    const searched = tool.searchPathAndGoBin ? `${tool.variable}, PATH, .tools/bin, ~/go/bin` : `${tool.variable}, .tools/bin`;
+    throw new GoToolUnavailable(
+      `The ${tool.label} was not found (${searched}) and Go is not installed to build it.\n` +
+        `Install Go 1.22+ and run: GOBIN=${projectToolsBin} go install ${tool.module}@${tool.versions[0]}\n` +
+        `or set ${tool.variable} to the path of a ${tool.binary} binary.`,
+    );
+  }
+  fs.mkdirSync(projectToolsBin, { recursive: true });
+  const failures: string[] = [];
+  for (const version of tool.versions) {
+    logger.info({ version, into: projectToolsBin }, `building the ${tool.label} with \`go install\` (first time only; this takes a few minutes)`);
+    const started = Date.now();
+    const { code, output } = await runCapturingOutput(go, ['install', `${tool.module}@${version}`], { ...process.env, GOBIN: projectToolsBin });
+    const binary = existingExecutable(path.join(projectToolsBin, tool.binary));
+    if (code === 0 && binary) {
+      logger.info({ version, seconds: Math.round((Date.now() - started) / 1000) }, `${tool.label} built`);
+      return binary;
+    }
+    failures.push(`${version}: ${output.trim().split('\n').slice(-5).join('\n')}`);
+  }
+  throw new GoToolUnavailable(`go install of the ${tool.label} failed:\n${failures.join('\n')}`);
+}
+
+/** Runs `cmd` to its exit, keeping the last 20,000 characters of its stdout and stderr for an error message. */
+export function runCapturingOutput(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    const keep = (chunk: Buffer) => {
+      output = (output + chunk.toString()).slice(-20_000);
+    };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, output }));
+  });
+}
+
+function findOnPath(name: string): string | undefined {
+  const result = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' });
+  const found = result.stdout.trim();
+  return result.status === 0 && found ? found : undefined;
+}
+
+function existingExecutable(file: string): string | undefined {
+  return isExecutable(file) ? file : undefined;
+}
+
+function isExecutable(file: string): boolean {
+  try {
+    fs.accessSync(file, fs.constants.X_OK);
+    return fs.statSync(file).isFile();
+  } catch {
+    return false;
+  }
+}
