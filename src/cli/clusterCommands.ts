@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { clusterDown, clusterUp } from '../cluster/cluster';
 import { loadClusterSettings } from '../cluster/settings';
 import { stateFile } from '../cluster/state';
+import { ensureTemporalServer, ensureTemporalSqlTool } from '../cluster/temporalServer';
 import { loadConfig } from '../config';
 
 export function registerClusterCommands(program: Command): void {
@@ -29,6 +30,15 @@ export function registerClusterCommands(program: Command): void {
       );
       // The embedded PostgreSQL's handle would keep this process alive; every part runs on without it.
       process.exit(0);
+    });
+
+  cluster
+    .command('tools')
+    .description('Find the Temporal server and its sql tool, building them with `go install` when missing, and print their paths.')
+    .action(async () => {
+      const settings = loadClusterSettings(loadConfig());
+      console.log(await ensureTemporalServer(settings.TEMPORAL_SERVER));
+      console.log(await ensureTemporalSqlTool(settings.TEMPORAL_SQL_TOOL));
     });
 
   cluster

@@ -22,7 +22,7 @@ export const ClusterSettingsSchema = z.object({
   OPSLEDGER_CLUSTER_TEMPORAL_PORT: port.default(7233),
   /** Its state file, the server's config and every process's log; default OPSLEDGER_DATA_DIR/cluster. */
   OPSLEDGER_CLUSTER_DIR: z.string().min(1).optional(),
-  /** `temporal-server` and `temporal-sql-tool` binaries; else .tools/bin, else built there. */
+  /** `temporal-server` and `temporal-sql-tool` binaries; else found or built as goTools.ts says. */
   TEMPORAL_SERVER: z.string().min(1).optional(),
   TEMPORAL_SQL_TOOL: z.string().min(1).optional(),
   DBNAME: databaseName.default('temporal'),

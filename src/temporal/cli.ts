@@ -11,8 +11,9 @@ export const TEMPORAL_CLI: GoTool = {
 };
 
 /**
- * Finds the `temporal` CLI: $TEMPORAL_CLI, then PATH, then the project's .tools/bin, then Go's
- * own bin folder; when none has it, builds it with `go install` into .tools/bin.
+ * Finds the `temporal` CLI: $TEMPORAL_CLI, then PATH, then the project's .tools/bin, then this
+ * machine's built tools, then Go's own bin folder; when none has it, builds it with `go install`
+ * into the machine's built tools (goTools.ts).
  */
 export function ensureTemporalCli(explicit?: string): Promise<string> {
   return ensureGoTool(TEMPORAL_CLI, explicit);

@@ -7,6 +7,15 @@ import { projectRoot } from '../paths';
 
 export const projectToolsBin = path.join(projectRoot, '.tools', 'bin');
 
+/**
+ * Where built tools are kept for every checkout of this machine, one folder per binary and
+ * version: a fresh clone (CI's) finds the Temporal server built by an earlier one, instead of
+ * spending minutes on `go install` again.
+ */
+export const machineToolsDir = path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'opsledger', 'go-tools');
+
+const builtFor = (tool: GoTool, version: string) => path.join(machineToolsDir, `${tool.binary}@${version}`);
+
 /** A binary opsledger runs that `go install` can build: the Temporal CLI, server and sql tool. */
 export type GoTool = {
   /** How messages name it. */
@@ -32,8 +41,9 @@ export class GoToolUnavailable extends Error {
 
 /**
  * Finds `tool`: `explicit`, then (when the tool allows) PATH, then the project's .tools/bin, then
- * (when it allows) Go's own bin folder; when none has it, builds it with `go install` into
- * .tools/bin (minutes the first time, reused later).
+ * this machine's built tools (any of its versions), then (when it allows) Go's own bin folder; when
+ * none has it, builds it with `go install` into the machine's tools (minutes the first time, reused
+ * by every checkout later).
  */
 export async function ensureGoTool(tool: GoTool, explicit?: string): Promise<string> {
   if (explicit) {
@@ -44,6 +54,7 @@ export async function ensureGoTool(tool: GoTool, explicit?: string): Promise<str
   const found =
     (tool.searchPathAndGoBin ? findOnPath(tool.binary) : undefined) ??
     existingExecutable(path.join(projectToolsBin, tool.binary)) ??
+    tool.versions.map((version) => existingExecutable(path.join(builtFor(tool, version), tool.binary))).find(Boolean) ??
     (tool.searchPathAndGoBin ? existingExecutable(goBin) : undefined);
   return found ?? installWithGo(tool);
 }
@@ -51,20 +62,21 @@ export async function ensureGoTool(tool: GoTool, explicit?: string): Promise<str
 async function installWithGo(tool: GoTool): Promise<string> {
   const go = findOnPath('go') ?? existingExecutable('/usr/local/go/bin/go');
   if (!go) {
-    const searched = tool.searchPathAndGoBin ? `${tool.variable}, PATH, .tools/bin, ~/go/bin` : `${tool.variable}, .tools/bin`;
+    const searched = tool.searchPathAndGoBin ? `${tool.variable}, PATH, .tools/bin, ${machineToolsDir}, ~/go/bin` : `${tool.variable}, .tools/bin, ${machineToolsDir}`;
     throw new GoToolUnavailable(
       `The ${tool.label} was not found (${searched}) and Go is not installed to build it.\n` +
-        `Install Go 1.22+ and run: GOBIN=${projectToolsBin} go install ${tool.module}@${tool.versions[0]}\n` +
+        `Install Go 1.22+ and run: GOBIN=${builtFor(tool, tool.versions[0]!)} go install ${tool.module}@${tool.versions[0]}\n` +
         `or set ${tool.variable} to the path of a ${tool.binary} binary.`,
     );
   }
-  fs.mkdirSync(projectToolsBin, { recursive: true });
   const failures: string[] = [];
   for (const version of tool.versions) {
-    logger.info({ version, into: projectToolsBin }, `building the ${tool.label} with \`go install\` (first time only; this takes a few minutes)`);
+    const into = builtFor(tool, version);
+    fs.mkdirSync(into, { recursive: true });
+    logger.info({ version, into }, `building the ${tool.label} with \`go install\` (first time on this machine; this takes a few minutes)`);
     const started = Date.now();
-    const { code, output } = await runCapturingOutput(go, ['install', `${tool.module}@${version}`], { ...process.env, GOBIN: projectToolsBin });
-    const binary = existingExecutable(path.join(projectToolsBin, tool.binary));
+    const { code, output } = await runCapturingOutput(go, ['install', `${tool.module}@${version}`], { ...process.env, GOBIN: into });
+    const binary = existingExecutable(path.join(into, tool.binary));
     if (code === 0 && binary) {
       logger.info({ version, seconds: Math.round((Date.now() - started) / 1000) }, `${tool.label} built`);
       return binary;
