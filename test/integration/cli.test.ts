@@ -11,7 +11,7 @@ import { opsledger, type CliResult } from '../support/cli';
 /** The CLI started in the background, for a test that acts on what it has printed so far. */
 function startOpsledger(args: string[], env: NodeJS.ProcessEnv) {
   const child = spawn(process.execPath, [path.join(projectRoot, 'bin', 'opsledger.js'), ...args], {
-    env: { ...process.env, LOG_LEVEL: 'warn', ...env },
+    env: { ...process.env, LOG_LEVEL: 'error', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
