@@ -11,7 +11,8 @@ import { forEachAtMost, peakRss, rowCounts, until, untilAllEnded, type PartResul
  * The load part of `npm run soak`, on the stack the fault part leaves (no fault meanwhile): a burst
  * of tasks submitted at once through the API, then a batch submitted while dispatch is held, all
  * of it in the pause queue before a single release. Each must end once, succeed (its playbook
- * checks it got the run's secret) and be dispatched once, the held ones none before the release.
+ * checks it got the run's secret) and be dispatched once (again only after a run recorded as
+ * lost), the held ones none before the release.
  * The figures: tasks per second from the first submit (the release) to the last final row, and the
  * peak memory of the API and worker processes meanwhile.
  *
@@ -38,7 +39,7 @@ export async function runLoad(cluster: SoakCluster, api: SoakApi, canary: Canary
     const held = await heldThenReleased(cluster, api, owner, taskIds(`${tag}-held`, sizes.held), canary, sizes.timeoutMs);
     return {
       lines: [
-        '\n  load     tasks   submitted in   all queued in   ended in   tasks/s   API peak RSS   worker peak RSS',
+        '\n  load     tasks   submitted in   all queued in   ended in   tasks/s   API peak RSS   worker peak RSS   runs lost, run again',
         burst.line,
         held.line,
       ],
@@ -124,17 +125,21 @@ async function heldInQueue(owner: Client, ids: string[]): Promise<number> {
   return rows[0]?.n ?? 0;
 }
 
-/** One final row, a success (the playbook had its secret) and one dispatch, for every task. */
+/**
+ * One final row, a success (the playbook had its secret) and one dispatch for every task, and a
+ * second only after a run recorded as lost to infrastructure: on two cores overloaded on purpose a
+ * playbook activity can miss its heartbeat timeout, and the engine runs it again, as it says.
+ */
 function endedOnceEach(stage: string, ids: string[], counts: Map<string, RowCounts>): string[] {
   const violations: string[] = [];
   const failing = (what: string, broken: (c: RowCounts) => boolean) => {
-    const found = ids.filter((id) => broken(counts.get(id) ?? { finals: 0, succeeded: 0, dispatched: 0 }));
+    const found = ids.filter((id) => broken(counts.get(id) ?? { finals: 0, succeeded: 0, dispatched: 0, lostRuns: 0 }));
     if (found.length > 0) violations.push(`${stage}: ${found.length} tasks ${what}: ${found.slice(0, 5).join(', ')}`);
   };
   failing('without a final row', (c) => c.finals === 0);
   failing('with more than one final row', (c) => c.finals > 1);
   failing('ended without succeeding', (c) => c.finals > 0 && c.succeeded === 0);
-  failing('dispatched other than once', (c) => c.dispatched !== 1);
+  failing('dispatched other than once, less the runs recorded as lost', (c) => c.dispatched - c.lostRuns !== 1);
   return violations;
 }
 
@@ -160,6 +165,7 @@ function figuresLine(
     (tasks / endedS).toFixed(2).padStart(9),
     mb('api').padStart(14),
     mb('worker').padStart(17),
+    String([...counts.values()].reduce((sum, c) => sum + c.lostRuns, 0)).padStart(21),
   ].join(' ');
 }
 

@@ -5,20 +5,26 @@ import { FINAL_STATUSES } from '../../contracts';
 /** What a part of the soak hands back: lines for the table, broken checks, the tasks it made. */
 export type PartResult = { lines: string[]; violations: string[]; taskIds: string[] };
 
-/** A task's ledger rows, counted: the checks read one of these per task. */
-export type RowCounts = { finals: number; succeeded: number; dispatched: number; endedAt?: Date };
+/**
+ * A task's ledger rows, counted: the checks read one of these per task. `lostRuns` counts the
+ * `dispatched` rows that record the run before them as lost to infrastructure.
+ */
+export type RowCounts = { finals: number; succeeded: number; dispatched: number; lostRuns: number; endedAt?: Date };
 
 export async function rowCounts(owner: Client, taskIds: string[]): Promise<Map<string, RowCounts>> {
-  const { rows } = await owner.query<{ task_id: string; finals: number; succeeded: number; dispatched: number; ended_at: Date | null }>(
+  const { rows } = await owner.query<{ task_id: string; finals: number; succeeded: number; dispatched: number; lost_runs: number; ended_at: Date | null }>(
     `SELECT task_id,
             count(*) FILTER (WHERE status = ANY ($2))::int AS finals,
             count(*) FILTER (WHERE status = 'succeeded')::int AS succeeded,
             count(*) FILTER (WHERE status = 'dispatched')::int AS dispatched,
+            count(*) FILTER (WHERE status = 'dispatched' AND outcome ? 'previousAttemptLost')::int AS lost_runs,
             max(created_at) FILTER (WHERE status = ANY ($2)) AS ended_at
        FROM tasks WHERE task_id = ANY ($1) GROUP BY task_id`,
     [taskIds, FINAL_STATUSES],
   );
-  return new Map(rows.map((r) => [r.task_id, { finals: r.finals, succeeded: r.succeeded, dispatched: r.dispatched, endedAt: r.ended_at ?? undefined }]));
+  return new Map(
+    rows.map((r) => [r.task_id, { finals: r.finals, succeeded: r.succeeded, dispatched: r.dispatched, lostRuns: r.lost_runs, endedAt: r.ended_at ?? undefined }]),
+  );
 }
 
 /**
