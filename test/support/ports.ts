@@ -1,5 +1,5 @@
-import fs from 'node:fs';
 import net from 'node:net';
+import { freeServerPorts } from '../../src/cluster/ports';
 
 /** A port that was free a moment ago (the OS picks it). */
 export function freePort(): Promise<number> {
@@ -20,20 +20,6 @@ export function freePort(): Promise<number> {
  * for as long as it lives, while it never takes one below the range.
  */
 export async function freeServerPort(): Promise<number> {
-  const lowest = 10_000;
-  const ephemeralStart = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const port = lowest + Math.floor(Math.random() * (ephemeralStart - lowest));
-    if (await isFree(port)) return port;
-  }
-  throw new Error(`no free port between ${lowest} and ${ephemeralStart} in 100 tries`);
-}
-
-function isFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.unref();
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
+  const [port] = await freeServerPorts(1);
+  return port!;
 }
