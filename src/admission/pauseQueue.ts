@@ -2,11 +2,14 @@ import type { PoolClient } from 'pg';
 import type { Admission, AdmissionAnswer, AdmissionQuestion, AdmissionRequest, CapacityGrant, QueueEntry, Requirements, WaitReason } from '../../contracts';
 import type { Db } from '../db/pool';
 import { liveAgents } from './agentRegistry';
-import { isDispatchHeld, wakeDispatcher } from './dispatchControl';
+import { DISPATCH_CHANNEL, isDispatchHeld, wakeDispatcher } from './dispatchControl';
 import { pickAgent, pickAgentIgnoringCapacity, type AgentCapacity } from './fit';
 
 // Every admission decision takes this transaction lock, so decisions happen one at a time, in order.
-const ADMISSION_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('opsledger.admission'))";
+const ADMISSION_LOCK = 'opsledger.admission';
+
+/** What admission reads of one task before deciding for it (standingOf). */
+type Standing = { kept?: Admission; grant?: CapacityGrant; othersWait: boolean; queued: boolean; held: boolean };
 
 export interface AdmissionSettings {
   /** An agent whose last report is older than this is not used. */
@@ -20,11 +23,7 @@ export interface AdmissionSettings {
  * admitted when it fits an agent and nothing that fits waits ahead of it; otherwise it waits.
  */
 export function createPauseQueue(db: Db, settings: AdmissionSettings) {
-  const inAdmission = <T>(work: (client: PoolClient) => Promise<T>) =>
-    db.transaction(async (client) => {
-      await client.query(ADMISSION_LOCK_SQL);
-      return work(client);
-    });
+  const inAdmission = <T>(work: (client: PoolClient) => Promise<T>) => db.transaction(work, { advisoryLock: ADMISSION_LOCK });
 
   const reserve = async (client: PoolClient, taskId: string, agent: AgentCapacity, needs: Requirements, overridden: boolean) => {
     await client.query(
@@ -107,16 +106,42 @@ export function createPauseQueue(db: Db, settings: AdmissionSettings) {
   };
 
   /**
+   * All admission knows of a task before it decides, in one read: the answer kept for this
+   * question (none for a remote activity's, which history keeps), the task's reservation, whether
+   * it or others wait, and the dispatch hold.
+   */
+  const standingOf = async (client: PoolClient, request: AdmissionRequest, question?: AdmissionQuestion): Promise<Standing> => {
+    const { rows } = await client.query<{
+      kept: Admission | null; agent_id: string | null; task_queue: string | null; load_pct: string | null;
+      overridden: boolean | null; others_wait: boolean; queued: boolean; held: boolean;
+    }>(
+      `SELECT (SELECT answer FROM admission_answers WHERE task_id = $2 AND run_id = $3 AND ask = $4) AS kept,
+              r.agent_id, a.task_queue, a.load_pct, r.overridden,
+              EXISTS (SELECT 1 FROM pause_queue WHERE pool = $1 AND task_id <> $2) AS others_wait,
+              EXISTS (SELECT 1 FROM pause_queue WHERE task_id = $2) AS queued,
+              coalesce((SELECT held FROM dispatch_control), false) AS held
+         FROM (SELECT) AS task
+         LEFT JOIN reservations r ON r.task_id = $2
+         LEFT JOIN agents a ON a.agent_id = r.agent_id`,
+      [request.pool, request.taskId, question?.runId ?? null, question?.ask ?? null],
+    );
+    const r = rows[0]!;
+    const grant = r.agent_id === null || r.task_queue === null
+      ? undefined
+      : { agentId: r.agent_id, taskQueue: r.task_queue, loadPctAtDispatch: Number(r.load_pct), overridden: r.overridden ?? false };
+    return { kept: r.kept ?? undefined, grant, othersWait: r.others_wait, queued: r.queued, held: r.held };
+  };
+
+  /**
    * Admits a task or queues it. A newcomer joins the queue and takes part in one dispatch pass,
    * so it is admitted at once only if nothing ahead of it that fits is waiting.
    */
-  const decide = async (client: PoolClient, request: AdmissionRequest): Promise<Admission> => {
-    const existing = await grantOf(client, request.taskId);
-    if (existing) {
-      await client.query('DELETE FROM pause_queue WHERE task_id = $1', [request.taskId]);
-      return { admitted: true, ...existing };
+  const decide = async (client: PoolClient, request: AdmissionRequest, standing: Standing): Promise<Admission> => {
+    if (standing.grant) {
+      if (standing.queued) await client.query('DELETE FROM pause_queue WHERE task_id = $1', [request.taskId]);
+      return { admitted: true, ...standing.grant };
     }
-    const direct = await admitWhenNoneWaits(client, request);
+    const direct = await admitWhenNoneWaits(client, request, standing);
     if (direct) return direct;
     await client.query(
       `INSERT INTO pause_queue (task_id, pool, priority, reason, requirements)
@@ -148,14 +173,11 @@ export function createPauseQueue(db: Db, settings: AdmissionSettings) {
    * dispatch is not held, so a task that fits an agent now overtakes no one and is reserved for at
    * once. Anything else (someone waits, held, no fit) is left to the walk, undefined.
    */
-  const admitWhenNoneWaits = async (client: PoolClient, request: AdmissionRequest): Promise<Admission | undefined> => {
-    const { rows } = await client.query<{ others_wait: boolean; queued: boolean; held: boolean }>(
-      `SELECT EXISTS (SELECT 1 FROM pause_queue WHERE pool = $1 AND task_id <> $2) AS others_wait,
-              EXISTS (SELECT 1 FROM pause_queue WHERE task_id = $2) AS queued,
-              coalesce((SELECT held FROM dispatch_control), false) AS held`,
-      [request.pool, request.taskId],
-    );
-    const { others_wait: othersWait, queued, held } = rows[0]!;
+  const admitWhenNoneWaits = async (
+    client: PoolClient,
+    request: AdmissionRequest,
+    { othersWait, queued, held }: Standing,
+  ): Promise<Admission | undefined> => {
     if (othersWait || held) return undefined;
     const pick = pickAgent(await liveAgents(client, request.pool, settings), request.needs, settings.loadThresholdPct);
     if (!pick.fits) return undefined;
@@ -181,16 +203,24 @@ export function createPauseQueue(db: Db, settings: AdmissionSettings) {
     await client.query('DELETE FROM pause_queue WHERE task_id = $1', [request.taskId]);
   };
 
-  const release = async (client: PoolClient, taskId: string): Promise<void> => {
-    const freed = await client.query('DELETE FROM reservations WHERE task_id = $1', [taskId]);
-    await client.query('DELETE FROM pause_queue WHERE task_id = $1', [taskId]);
-    if (freed.rowCount) await wakeDispatcher(client, taskId);
+  /**
+   * Frees the task's reservation and queue row, and with `forgetAnswers` admission's kept answers
+   * too, in one statement; freed capacity wakes the dispatcher (at commit).
+   */
+  const release = async (client: PoolClient, taskId: string, { forgetAnswers = false } = {}): Promise<void> => {
+    await client.query(
+      `WITH freed AS (DELETE FROM reservations WHERE task_id = $1 RETURNING task_id),
+            unqueued AS (DELETE FROM pause_queue WHERE task_id = $1),
+            forgotten AS (DELETE FROM admission_answers WHERE task_id = $1 AND $3)
+       SELECT pg_notify($2, task_id) FROM freed`,
+      [taskId, DISPATCH_CHANNEL, forgetAnswers],
+    );
   };
 
   return {
     /** Admission's decision, as a remote activity asks it: safe to retry, as its answer is kept in history. */
     admit(request: AdmissionRequest): Promise<Admission> {
-      return inAdmission((client) => decide(client, request));
+      return inAdmission(async (client) => decide(client, request, await standingOf(client, request)));
     },
 
     /**
@@ -200,24 +230,29 @@ export function createPauseQueue(db: Db, settings: AdmissionSettings) {
      */
     admitOnce(request: AdmissionRequest, question: AdmissionQuestion): Promise<AdmissionAnswer> {
       return inAdmission(async (client) => {
-        const key = [request.taskId, question.runId, question.ask];
-        const earlier = await client.query<{ answer: Admission }>(
-          'SELECT answer FROM admission_answers WHERE task_id = $1 AND run_id = $2 AND ask = $3',
-          key,
-        );
-        const kept = earlier.rows[0]?.answer;
+        const standing = await standingOf(client, request, question);
+        const { kept } = standing;
         if (kept) {
           if (kept.admitted) await keepReservation(client, request, kept);
           return { ...kept, replayed: true };
         }
-        const answer = await decide(client, request);
-        await client.query('INSERT INTO admission_answers (task_id, run_id, ask, answer) VALUES ($1, $2, $3, $4)', [...key, JSON.stringify(answer)]);
+        const answer = await decide(client, request, standing);
+        await client.query('INSERT INTO admission_answers (task_id, run_id, ask, answer) VALUES ($1, $2, $3, $4)', [
+          request.taskId,
+          question.runId,
+          question.ask,
+          JSON.stringify(answer),
+        ]);
         return answer;
       });
     },
 
     /** A dispatch pass over one pool; returns its grants still waiting to be signalled. */
     async dispatch(pool: string): Promise<(CapacityGrant & { taskId: string })[]> {
+      // Most wake-ups (each heartbeat, each task's end) find the pool's queue empty: nothing to walk
+      // or grant, and no need of the lock. A task queued after this read walks the queue itself.
+      const [queued] = await db.query<{ any: boolean }>('SELECT EXISTS (SELECT 1 FROM pause_queue WHERE pool = $1) AS any', [pool]);
+      if (!queued?.any) return [];
       return inAdmission(async (client) => {
         await dispatchPass(client, pool);
         const { rows } = await client.query<{ task_id: string; agent_id: string; task_queue: string; load: string; overridden: boolean }>(
@@ -289,10 +324,7 @@ export function createPauseQueue(db: Db, settings: AdmissionSettings) {
      * final row is written no answer can be asked for again.
      */
     ended(taskId: string): Promise<void> {
-      return inAdmission(async (client) => {
-        await release(client, taskId);
-        await client.query('DELETE FROM admission_answers WHERE task_id = $1', [taskId]);
-      });
+      return inAdmission((client) => release(client, taskId, { forgetAnswers: true }));
     },
 
     async queue(pool?: string): Promise<QueueEntry[]> {

@@ -4,9 +4,26 @@ import { logger } from '../logger';
 export type Db = {
   pool: Pool;
   query<R extends QueryResultRow>(text: string, values?: unknown[]): Promise<R[]>;
-  transaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T>;
+  transaction<T>(work: (client: PoolClient) => Promise<T>, opts?: TransactionOptions): Promise<T>;
   close(): Promise<void>;
 };
+
+export type TransactionOptions = {
+  /**
+   * A transaction-scoped advisory lock, by name, taken in the same round trip as BEGIN: the hot
+   * paths (admission, the end of every task) pay one round trip for both.
+   */
+  advisoryLock?: string;
+};
+
+const LOCK_NAME = /^[a-z][a-z0-9_.]*$/;
+
+/** BEGIN, and the lock where one is asked for: one simple-protocol query, so the name is checked, not bound. */
+function beginStatement({ advisoryLock }: TransactionOptions = {}): string {
+  if (advisoryLock === undefined) return 'BEGIN';
+  if (!LOCK_NAME.test(advisoryLock)) throw new Error(`advisory lock name ${JSON.stringify(advisoryLock)} is not a plain dotted name`);
+  return `BEGIN; SELECT pg_advisory_xact_lock(hashtext('${advisoryLock}'))`;
+}
 
 export type DbOptions = {
   connectionString: string;
@@ -58,10 +75,11 @@ export function createDb({ connectionString, role, max = 10 }: DbOptions): Db {
       if (ms > 200) logger.warn({ ms, query: text.slice(0, 120) }, 'slow query');
       return result.rows;
     },
-    async transaction<T>(work: (client: PoolClient) => Promise<T>) {
+    async transaction<T>(work: (client: PoolClient) => Promise<T>, opts?: TransactionOptions) {
+      const begin = beginStatement(opts);
       const client = await pool.connect();
       try {
-        await client.query('BEGIN');
+        await client.query(begin);
         const result = await work(client);
         await client.query('COMMIT');
         return result;
