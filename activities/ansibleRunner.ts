@@ -48,16 +48,23 @@ export interface AnsibleRunnerOptions {
 //   ansible-playbook resolves `-e @path` through symlinks, so /dev/fd/N cannot name a pipe;
 // - reports the CPU time of the whole finished process tree (RUSAGE_CHILDREN covers every
 //   descendant that was waited for), and the signal that ended ansible-playbook if one did, on
-//   file descriptor 3.
+//   file descriptor 3, which the playbook does not inherit.
+// It runs once a playbook, so it imports only what the interpreter has built in or nearly (no
+// subprocess, threading, tempfile, json; no site, -S): that halves its 21 ms of CPU a run.
 const PLAYBOOK_WRAPPER = `
-import ctypes, json, os, resource, shutil, signal, subprocess, sys, tempfile, threading
+import _thread, ctypes, os, resource, signal, sys
 PR_SET_PDEATHSIG = 1
-vars_dir = tempfile.mkdtemp(prefix="opsledger-vars-")
+vars_dir = os.path.join(os.environ.get("TMPDIR") or "/tmp", "opsledger-vars-" + os.urandom(8).hex())
+os.mkdir(vars_dir, 0o700)
 vars_path = os.path.join(vars_dir, "vars.yml")
 os.mkfifo(vars_path, 0o600)
 
 def forget_vars():
-    shutil.rmtree(vars_dir, ignore_errors=True)
+    for remove, path in ((os.unlink, vars_path), (os.rmdir, vars_dir)):
+        try:
+            remove(path)
+        except OSError:
+            pass  # already gone: the other thread, or an earlier call, removed it
 
 def die_with_worker(*_):
     forget_vars()
@@ -83,12 +90,19 @@ def hand_over_vars():
         forget_vars()
         fifo.write(vars_yaml)
 
-threading.Thread(target=hand_over_vars, daemon=True).start()
-child = subprocess.Popen([*sys.argv[2:], "-e", "@" + vars_path], stdin=subprocess.DEVNULL)
-code = child.wait()
+_thread.start_new_thread(hand_over_vars, ())
+os.set_inheritable(3, False)
+command = [*sys.argv[2:], "-e", "@" + vars_path]
+try:
+    child = os.posix_spawnp(command[0], command, os.environ, file_actions=[(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)])
+except OSError as err:
+    forget_vars()
+    sys.exit(f"cannot run {command[0]}: {err.strerror}")
+code = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
 forget_vars()  # ansible-playbook may have failed before it opened the FIFO
 usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-os.write(3, json.dumps({"cpuTimeS": usage.ru_utime + usage.ru_stime, "signal": signal.Signals(-code).name if code < 0 else None}).encode())
+ended_by = f'"{signal.Signals(-code).name}"' if code < 0 else "null"
+os.write(3, f'{{"cpuTimeS": {usage.ru_utime + usage.ru_stime}, "signal": {ended_by}}}'.encode())
 sys.exit(code if code >= 0 else 128 - code)
 `;
 
@@ -130,7 +144,7 @@ export function createAnsibleRunner(options: AnsibleRunnerOptions): PlaybookRunn
       assertNoReservedVars(request);
       const playbookPath = await resolveInside(options.playbooksDir, request.playbook, 'playbook');
       const inventory = await resolveInventory(options.playbooksDir, request.inventory);
-      const args = ['-c', PLAYBOOK_WRAPPER, String(process.pid), ansiblePlaybook, '-i', inventory];
+      const args = ['-I', '-S', '-c', PLAYBOOK_WRAPPER, String(process.pid), ansiblePlaybook, '-i', inventory];
       if (request.checkMode) args.push('--check');
       args.push(playbookPath);
       interpreter ??= wrapperInterpreter(ansiblePlaybook);
