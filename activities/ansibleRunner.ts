@@ -85,10 +85,19 @@ if os.getppid() != int(sys.argv[1]):
 vars_yaml = sys.stdin.buffer.read()
 
 def hand_over_vars():
-    # Opening blocks until ansible-playbook opens the FIFO to read; then the name can go.
-    with open(vars_path, "wb") as fifo:
-        forget_vars()
-        fifo.write(vars_yaml)
+    # Opening blocks until ansible-playbook opens the FIFO to read; then the name can go. Never
+    # created here (no O_CREAT): once the name is gone, ansible-playbook ended without reading, and
+    # a file made in its place would hold nothing but outlive the wrapper.
+    try:
+        fifo = os.open(vars_path, os.O_WRONLY)
+    except FileNotFoundError:
+        return
+    forget_vars()
+    with open(fifo, "wb") as pipe:
+        try:
+            pipe.write(vars_yaml)
+        except BrokenPipeError:
+            pass  # the reader is gone: its own exit code tells what happened
 
 _thread.start_new_thread(hand_over_vars, ())
 os.set_inheritable(3, False)

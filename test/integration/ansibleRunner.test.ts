@@ -121,6 +121,26 @@ describe('the ansible-playbook runner', () => {
     await expect(runner.run(request({ playbook: 'missing.yml' }), hooks())).rejects.toThrow('does not exist');
   });
 
+  test('a command that ends without reading its vars, or cannot run at all, leaves no vars folder behind and says why', async () => {
+    // The wrapper's folder goes under TMPDIR, which the runner passes on: a private one, to look into.
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'opsledger-vars-home-'));
+    const savedTmp = process.env.TMPDIR;
+    process.env.TMPDIR = tmp;
+    try {
+      // /bin/false exits at once, before or after the hand-over thread waits on the FIFO: both orders, many times.
+      const quitting = createAnsibleRunner({ playbooksDir, outputTailLines: 10, ansiblePlaybook: '/bin/false' });
+      for (let i = 0; i < 20; i++) expect((await quitting.run(request({ extraVars: { n: i } }), hooks())).result).toBe('failed');
+      const missing = path.join(tmp, 'no-such-ansible-playbook');
+      const absent = await createAnsibleRunner({ playbooksDir, outputTailLines: 10, ansiblePlaybook: missing }).run(request(), hooks());
+      expect(absent).toMatchObject({ result: 'failed', keyMessages: [`cannot run ${missing}: No such file or directory`] });
+      expect(fs.readdirSync(tmp)).toEqual([]);
+    } finally {
+      if (savedTmp === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = savedTmp;
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
   test('a remote host list or a reserved variable is refused before anything runs, whoever built the request', async () => {
     const runner = createAnsibleRunner({ playbooksDir, outputTailLines: 10 });
     await expect(runner.run(request({ inventory: 'localhost,attacker.example' }), hooks())).rejects.toThrow('names a host other than localhost');
