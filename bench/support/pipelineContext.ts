@@ -24,7 +24,7 @@ export type Verdicts = string[];
 export const STARTERS = 10;
 
 export function cpuOf(ctx: PipelineContext): CpuTotals {
-  return cpuTotals({ devServer: ctx.services.scratch, postgres: ctx.services.database });
+  return cpuTotals({ devServer: ctx.services.scratch, postgres: ctx.services.database, temporalServer: ctx.services.temporalServer });
 }
 
 export function benchWorkerBase(ctx: PipelineContext) {
