@@ -53,7 +53,7 @@ async function measureEngine(engine: string, temporal: BenchTemporal): Promise<E
 
 type Row = [label: string, cell: (run: EngineRun) => string];
 
-const perSide = (run: EngineRun, figure: (side: ThroughputRun['side']) => string) => `${figure('ours')} / ${figure('bare')}`;
+const perSide = (figure: (side: ThroughputRun['side']) => string) => `${figure('ours')} / ${figure('bare')}`;
 
 /** A side's better run by tasks/s, as the pipeline bench reports it. */
 const fastest = (result: ThroughputResult, side: ThroughputRun['side']) =>
@@ -64,14 +64,14 @@ const cheapest = (result: ThroughputResult, side: ThroughputRun['side']) =>
   result.runs.filter((r) => r.side === side).reduce((best, r) => (r.cpuMsPerTask < best.cpuMsPerTask ? r : best));
 
 const cpuCell = (pick: (used: CpuTotals) => number | null) => (run: EngineRun) =>
-  perSide(run, (side) => {
+  perSide((side) => {
     const cheaper = cheapest(run.result, side);
     const value = pick(cheaper.used);
     return value === null ? '-' : (value / cheaper.taskIds.length).toFixed(1);
   });
 
 const ROWS: Row[] = [
-  ['tasks/s (better of two runs)', (run) => perSide(run, (side) => fastest(run.result, side).tasksPerS.toFixed(1))],
+  ['tasks/s (better of two runs)', (run) => perSide((side) => fastest(run.result, side).tasksPerS.toFixed(1))],
   ['ratio ours/bare', (run) => (fastest(run.result, 'ours').tasksPerS / fastest(run.result, 'bare').tasksPerS).toFixed(2)],
   ['CPU ms a task (cheaper run)', cpuCell((used) => totalMs(used))],
   ['  bench process (worker, driver)', cpuCell((used) => used.self + used.children)],
@@ -81,12 +81,12 @@ const ROWS: Row[] = [
   [`machine busy (${os.availableParallelism()} cores), by others`, machineCell],
   ['history events a task', (run) => `${run.result.shape.events} / ${run.result.bareShape.events}`],
   ['workflow tasks a task', (run) => `${run.result.shape.workflowTasks} / ${run.result.bareShape.workflowTasks}`],
-  ['tasks that did not succeed', (run) => perSide(run, (side) => String(run.result.runs.filter((r) => r.side === side).reduce((n, r) => n + r.failed, 0)))],
+  ['tasks that did not succeed', (run) => perSide((side) => String(run.result.runs.filter((r) => r.side === side).reduce((n, r) => n + r.failed, 0)))],
 ];
 
 /** How busy the machine was in each side's cheaper run, and how much of it was not the bench's. */
 function machineCell(run: EngineRun): string {
-  return perSide(run, (side) => {
+  return perSide((side) => {
     const { used } = cheapest(run.result, side);
     const pct = (ms: number) => `${((100 * ms) / used.machineAll).toFixed(0)}%`;
     return `${pct(used.machineBusy)}, ${pct(Math.max(0, used.machineBusy - totalMs(used)))}`;
