@@ -1,21 +1,16 @@
-import { createDb, type Db } from '../src/db/pool';
-import { connectTemporal } from '../src/temporal/client';
-import { connectWorker } from '../src/worker';
 import { drain } from './pipeline/drain';
 import { dbosPeer } from './pipeline/peer';
 import { realWork } from './pipeline/realWork';
 import { resumeLatency } from './pipeline/resumeLatency';
 import { throughput, type OurThroughput } from './pipeline/throughput';
 import { waiters } from './pipeline/waiters';
-import { createNoopRunner } from './support/noopRunner';
-import type { PipelineContext, Verdicts } from './support/pipelineContext';
+import { openPipelineContext, type PipelineContext, type Verdicts } from './support/pipelineContext';
 import { startBenchServices } from './support/services';
 import { within } from './support/wait';
-import { bundleOurWorkflows } from './support/workers';
 
 /** The phases in the order they run; the peer's ratio needs our throughput, so it needs that phase. */
 const PHASES: Record<string, (ctx: PipelineContext, verdicts: Verdicts, ours?: OurThroughput) => Promise<unknown>> = {
-  throughput,
+  throughput: async (ctx, verdicts) => (await throughput(ctx, verdicts)).ours,
   'real-work': realWork,
   'resume-latency': resumeLatency,
   drain,
@@ -40,25 +35,9 @@ export async function runPipelineBench(chosen: string[] = []): Promise<void> {
   const began = Date.now();
   console.log('pipeline bench: starting PostgreSQL database and Temporal dev server');
   const services = await startBenchServices();
-  let statsDb: Db | undefined;
+  let ctx: PipelineContext | undefined;
   try {
-    console.log(`  postgres: ${services.postgres}, database ${services.database}`);
-    console.log(`  temporal: ${services.temporal}`);
-    // Not closed at the end: after a stall, calls still in flight retry on the client's channel and
-    // grpc throws from a timer once it is closed. run.ts ends the process when the bench is done.
-    const connection = await connectWorker(services.temporalAddress);
-    statsDb = createDb({ connectionString: services.databaseUrl, max: 1 });
-    const temporal = await connectTemporal({ address: services.temporalAddress, namespace: 'default' });
-    console.log('  bundling workflows (ours from workflows/, the baseline from bench/baseline/)');
-    const ctx: PipelineContext = {
-      services,
-      statsDb,
-      connection,
-      temporal,
-      workflowBundle: await bundleOurWorkflows(services.scratch),
-      runner: createNoopRunner(),
-      stamp: Date.now().toString(36),
-    };
+    ctx = await openPipelineContext(services);
     const verdicts: Verdicts = [];
     let phase = 'throughput';
     let ours: OurThroughput | undefined;
@@ -66,7 +45,7 @@ export async function runPipelineBench(chosen: string[] = []): Promise<void> {
       for (const [name, run] of Object.entries(PHASES)) {
         if (chosen.length > 0 && !chosen.includes(name)) continue;
         phase = name;
-        const result = await run(ctx, verdicts, ours);
+        const result = await run(ctx!, verdicts, ours);
         if (name === 'throughput') ours = result as OurThroughput;
       }
     };
@@ -75,7 +54,7 @@ export async function runPipelineBench(chosen: string[] = []): Promise<void> {
     for (const line of verdicts) console.log(`  ${line}`);
   } finally {
     console.log('stopping the dev server and dropping the bench database');
-    await statsDb?.close().catch(() => undefined);
+    await ctx?.statsDb.close().catch(() => undefined);
     await services.close();
   }
 }

@@ -1,10 +1,11 @@
 import { logger } from '../src/logger';
+import { runEnginesBench } from './engines';
 import { runExportBench } from './export';
 import { runLedgerBench } from './ledger';
 import { runPipelineBench } from './pipeline';
 
 /**
- * `node dist/bench/run.js [pipeline|ledger|export] [phase ...]`: runs one benchmark (default:
+ * `node dist/bench/run.js [pipeline|ledger|export|engines] [phase ...]`: runs one benchmark (default:
  * pipeline), the pipeline's phases named after it only (all by default). What a bench resolves
  * with is not the exit status: 0 means it finished (its PASS/FAIL lines say how it did), 1 that
  * it stalled or failed.
@@ -13,6 +14,7 @@ const BENCHES: Record<string, (phases: string[]) => Promise<unknown>> = {
   pipeline: runPipelineBench,
   ledger: runLedgerBench,
   export: runExportBench,
+  engines: runEnginesBench,
 };
 
 async function main(): Promise<void> {

@@ -3,7 +3,7 @@ import { startTask } from '../../src/temporal/client';
 import type { taskWorkflow } from '../../workflows';
 import type { TaskRuntime } from '../../contracts';
 import { BARE_ACTIVITIES, bareWorkflow } from '../baseline/workflows';
-import { cpuBetween, describeCpu, totalMs } from '../support/cpu';
+import { cpuBetween, describeCpu, totalMs, type CpuTotals } from '../support/cpu';
 import { historyShape, stepTimings, type HistoryShape } from '../support/history';
 import { transactionsCommitted } from '../support/ledgerReads';
 import { benchWorkerBase, cpuOf, STARTERS, type PipelineContext, type Verdicts } from '../support/pipelineContext';
@@ -25,14 +25,16 @@ const TIMING_SAMPLE = 40;
 // A busy PostgreSQL backend publishes its statistics at most once a second: the count is approximate.
 const PG_STATS_LAG_MS = 1200;
 
-type ThroughputRun = {
+export type ThroughputRun = {
   side: 'ours' | 'bare';
   taskIds: string[];
   seconds: number;
   tasksPerS: number;
-  /** CPU of the bench process, dev server and PostgreSQL backends together, a task. */
+  /** CPU of the bench process, the Temporal engine and PostgreSQL backends together, a task. */
   cpuMsPerTask: number;
   devServerMsPerTask: number | null;
+  /** The run's CPU by process, in all. */
+  used: CpuTotals;
   cpu: string;
   pgTransactionsPerTask: number;
   failed: number;
@@ -41,12 +43,15 @@ type ThroughputRun = {
 /** Our better run: what the peer is held against. */
 export type OurThroughput = Pick<ThroughputRun, 'tasksPerS' | 'cpuMsPerTask' | 'devServerMsPerTask'>;
 
+/** Every run of both sides, our better run, and what one task of each side asked of Temporal. */
+export type ThroughputResult = { ours: OurThroughput; runs: ThroughputRun[]; shape: HistoryShape; bareShape: HistoryShape };
+
 /** (1) Throughput: our tasks against the bare baseline, alternating runs, and where a task's time goes. */
-export async function throughput(ctx: PipelineContext, verdicts: Verdicts): Promise<OurThroughput> {
+export async function throughput(ctx: PipelineContext, verdicts: Verdicts): Promise<ThroughputResult> {
   console.log(
     `\n(1) throughput: ${THROUGHPUT_TASKS} tasks from ${STARTERS} concurrent starters, first start to last completion;` +
       ` ours = taskWorkflow with admission, ledger and a no-op runner, bare = the fixed baseline of ${BARE_ACTIVITIES} remote no-op activities;` +
-      ' same dev server, both workers in this process',
+      ' same Temporal server, both workers in this process',
   );
   const ours = await startBenchWorker({
     ...benchWorkerBase(ctx),
@@ -58,11 +63,11 @@ export async function throughput(ctx: PipelineContext, verdicts: Verdicts): Prom
     const bare = await startBareWorker({ connection: ctx.connection, taskQueue: bareQueue, workflowCode: await bundleBareWorkflows() });
     try {
       const runtime = taskRuntimeOf(ours.config);
-      const runs = await compareThroughput(ctx, ourStarter(ctx, runtime), bareStarter(ctx, runtime, bareQueue), verdicts);
-      reportThroughput(runs, verdicts);
-      for (const run of runs.slice(-2)) await reportSteps(ctx, run);
-      const ourRuns = runs.filter((run) => run.side === 'ours');
-      return ourRuns.reduce((best, run) => (run.tasksPerS > best.tasksPerS ? run : best));
+      const compared = await compareThroughput(ctx, ourStarter(ctx, runtime), bareStarter(ctx, runtime, bareQueue), verdicts);
+      reportThroughput(compared.runs, verdicts);
+      for (const run of compared.runs.slice(-2)) await reportSteps(ctx, run);
+      const ourRuns = compared.runs.filter((run) => run.side === 'ours');
+      return { ...compared, ours: ourRuns.reduce((best, run) => (run.tasksPerS > best.tasksPerS ? run : best)) };
     } finally {
       await bare.stop();
     }
@@ -72,7 +77,7 @@ export async function throughput(ctx: PipelineContext, verdicts: Verdicts): Prom
 }
 
 /** A warm-up for each side, then ours, bare, ours, bare, so drift over the run hits both alike. */
-async function compareThroughput(ctx: PipelineContext, ours: StartTask, bare: StartTask, verdicts: Verdicts): Promise<ThroughputRun[]> {
+async function compareThroughput(ctx: PipelineContext, ours: StartTask, bare: StartTask, verdicts: Verdicts): Promise<Omit<ThroughputResult, 'ours'>> {
   const starters = { ours, bare };
   const ourWarmup = await measure(ctx, 'ours', 'warmup', WARMUP_TASKS, ours);
   const shape = await historyShape(ctx.temporal, ourWarmup.taskIds[0]!);
@@ -90,7 +95,7 @@ async function compareThroughput(ctx: PipelineContext, ours: StartTask, bare: St
       console.log(`    ${run.cpu}; PostgreSQL transactions a task about ${run.pgTransactionsPerTask.toFixed(1)}`);
     }
   }
-  return runs;
+  return { runs, shape, bareShape };
 }
 
 /** What one admitted task asks of Temporal, read from a warm-up task's history. */
@@ -226,6 +231,7 @@ async function measure(
     tasksPerS: count / seconds,
     cpuMsPerTask: totalMs(used) / count,
     devServerMsPerTask: used.devServer === null ? null : used.devServer / count,
+    used,
     cpu: describeCpu(used, count),
     pgTransactionsPerTask: transactions / count,
     failed,

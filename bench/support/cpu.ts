@@ -5,43 +5,72 @@ import os from 'node:os';
 const MS_PER_TICK = 10;
 
 /**
- * CPU time in ms: this process, the bench's dev server, its PostgreSQL backends, the whole
- * machine. From cpuTotals, time spent so far; from cpuBetween, time spent in between.
+ * CPU time in ms: this process, the bench's Temporal engine (a dev server, or a server on
+ * PostgreSQL with the backends of its databases), the bench database's PostgreSQL backends, the
+ * whole machine. From cpuTotals, time spent so far; from cpuBetween, time spent in between.
  */
 export type CpuTotals = {
   self: number;
   /** This process's children that it has waited for: the playbooks it ran, wrapper and forks included. */
   children: number;
   devServer: number | null;
+  /** A Temporal server on PostgreSQL (`opsledger cluster up`'s), and the backends of its history and visibility databases. */
+  temporalServer: number | null;
+  temporalPostgres: number | null;
   postgres: number | null;
   machineBusy: number;
   machineAll: number;
-  /** Each dev server and backend process by pid (readings only), so cpuBetween can match them. */
-  processes?: { devServer: Map<string, number>; postgres: Map<string, number> };
+  /** Each engine and backend process by pid (readings only), so cpuBetween can match them. */
+  processes?: Record<ProcessKind, Map<string, number>>;
 };
+
+type ProcessKind = 'devServer' | 'temporalServer' | 'temporalPostgres' | 'postgres';
+
+/** What to look for in /proc: the dev server's scratch folder, the bench database, and a Temporal server on PostgreSQL when there is one. */
+export type CpuMatch = { devServer: string; postgres: string; temporalServer?: TemporalServerProcess };
+
+/** A Temporal server the bench brought up: its pid and the databases it keeps history and visibility in. */
+export type TemporalServerProcess = { pid: number; databases: string[] };
 
 /**
  * Where a run's CPU went, read from /proc: the dev server is the process whose command line names
- * the bench's SQLite file, PostgreSQL the backends connected to the bench's database. Machine
- * busy time shows how much else was running on this shared host.
+ * the bench's SQLite file, a Temporal server on PostgreSQL the pid it was started as (its own
+ * backends counted with it, since they are its storage as SQLite is the dev server's), PostgreSQL
+ * the backends connected to the bench's database. Machine busy time shows how much else was
+ * running on this shared host.
  */
-export function cpuTotals(match: { devServer: string; postgres: string }): CpuTotals {
-  const devServer = new Map<string, number>();
-  const postgres = new Map<string, number>();
+export function cpuTotals(match: CpuMatch): CpuTotals {
+  const processes: Record<ProcessKind, Map<string, number>> = {
+    devServer: new Map(),
+    temporalServer: new Map(),
+    temporalPostgres: new Map(),
+    postgres: new Map(),
+  };
   for (const pid of processIds()) {
-    const cmdline = readOr(`/proc/${pid}/cmdline`).replace(/\0/g, ' ');
-    if (cmdline.includes(match.devServer) && cmdline.includes('start-dev')) devServer.set(pid, processMs(pid));
-    else if (cmdline.startsWith('postgres: ') && cmdline.includes(` ${match.postgres} `)) postgres.set(pid, processMs(pid));
+    const kind = kindOf(pid, readOr(`/proc/${pid}/cmdline`).replace(/\0/g, ' '), match);
+    if (kind) processes[kind].set(pid, processMs(pid));
   }
+  const total = (kind: ProcessKind) => (processes[kind].size ? sum(processes[kind].values()) : null);
   const usage = process.cpuUsage();
   return {
     self: (usage.user + usage.system) / 1000,
     children: childrenMs(),
-    devServer: devServer.size ? sum(devServer.values()) : null,
-    postgres: postgres.size ? sum(postgres.values()) : null,
+    devServer: total('devServer'),
+    temporalServer: total('temporalServer'),
+    temporalPostgres: total('temporalPostgres'),
+    postgres: total('postgres'),
     ...machineMs(),
-    processes: { devServer, postgres },
+    processes,
   };
+}
+
+function kindOf(pid: string, cmdline: string, match: CpuMatch): ProcessKind | undefined {
+  if (cmdline.includes(match.devServer) && cmdline.includes('start-dev')) return 'devServer';
+  if (match.temporalServer && Number(pid) === match.temporalServer.pid) return 'temporalServer';
+  if (!cmdline.startsWith('postgres: ')) return undefined;
+  if (cmdline.includes(` ${match.postgres} `)) return 'postgres';
+  if (match.temporalServer?.databases.some((database) => cmdline.includes(` ${database} `))) return 'temporalPostgres';
+  return undefined;
 }
 
 /**
@@ -50,7 +79,7 @@ export function cpuTotals(match: { devServer: string; postgres: string }): CpuTo
  * closed connections meanwhile.
  */
 export function cpuBetween(before: CpuTotals, after: CpuTotals): CpuTotals {
-  const used = (kind: 'devServer' | 'postgres') => {
+  const used = (kind: ProcessKind) => {
     const [b, a] = [before.processes?.[kind], after.processes?.[kind]];
     if (!b || !a) return before[kind] === null || after[kind] === null ? null : Math.max(0, after[kind] - before[kind]);
     return a.size === 0 ? null : sum([...a].map(([pid, ms]) => ms - (b.get(pid) ?? 0)));
@@ -59,6 +88,8 @@ export function cpuBetween(before: CpuTotals, after: CpuTotals): CpuTotals {
     self: after.self - before.self,
     children: after.children - before.children,
     devServer: used('devServer'),
+    temporalServer: used('temporalServer'),
+    temporalPostgres: used('temporalPostgres'),
     postgres: used('postgres'),
     machineBusy: after.machineBusy - before.machineBusy,
     machineAll: after.machineAll - before.machineAll,
@@ -73,14 +104,20 @@ export function describeCpu(used: CpuTotals, tasks: number): string {
   const othersPct = (100 * Math.max(0, used.machineBusy - ours)) / used.machineAll;
   return (
     `CPU ms a task: bench process ${perTask(used.self)}${used.children ? `, its child processes ${perTask(used.children)}` : ''},` +
-    ` dev server ${perTask(used.devServer)}, postgres ${perTask(used.postgres)};` +
+    ` ${engineCpu(used, perTask)}, postgres ${perTask(used.postgres)};` +
     ` machine (${os.availableParallelism()} cores) ${busyPct.toFixed(0)}% busy, ${othersPct.toFixed(0)}% by other processes`
   );
 }
 
-/** Everything the bench can attribute to a run: itself, its children, the dev server and the bench database's backends. */
+/** The dev server's share, or a Temporal server's and its own PostgreSQL backends' when the bench runs on one. */
+function engineCpu(used: CpuTotals, perTask: (ms: number | null) => string): string {
+  if (used.temporalServer === null) return `dev server ${perTask(used.devServer)}`;
+  return `Temporal server ${perTask(used.temporalServer)}, its postgres ${perTask(used.temporalPostgres)}`;
+}
+
+/** Everything the bench can attribute to a run: itself, its children, the Temporal engine and the bench database's backends. */
 export function totalMs(used: CpuTotals): number {
-  return used.self + used.children + (used.devServer ?? 0) + (used.postgres ?? 0);
+  return used.self + used.children + (used.devServer ?? 0) + (used.temporalServer ?? 0) + (used.temporalPostgres ?? 0) + (used.postgres ?? 0);
 }
 
 function sum(values: Iterable<number>): number {

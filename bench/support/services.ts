@@ -7,7 +7,9 @@ import { ensureSearchAttributes } from '../../src/temporal/searchAttributes';
 import { startTemporalDevServer } from '../../src/temporal/devServer';
 import { cleanupOnExit } from './cleanup';
 import { freePort } from '../../test/support/ports';
+import type { TemporalServerProcess } from './cpu';
 import { createBenchDatabase } from './postgres';
+import { startTemporalOnPostgres } from './temporalOnPostgres';
 
 export type BenchServices = {
   /** The bench's own fresh, migrated database, as its owner. */
@@ -15,6 +17,8 @@ export type BenchServices = {
   temporalAddress: string;
   /** Whose Temporal it is, for the report header: the bench's own dev server, or the one named. */
   temporal: string;
+  /** The Temporal server on PostgreSQL the bench brought up, when it runs on one: its process and databases, for the CPU figures. */
+  temporalServer?: TemporalServerProcess;
   /** Throwaway folder: the dev server's SQLite file and log, the bundles. */
   scratch: string;
   /** The bench database's name. */
@@ -29,30 +33,55 @@ export type BenchServices = {
 export const BENCH_TEMPORAL_ADDRESS_ENV = 'OPSLEDGER_BENCH_TEMPORAL_ADDRESS';
 
 /**
- * What one bench run needs, all of it its own: a fresh database `opsledger_bench_<time>` on
- * DATABASE_URL's server (or the local PostgreSQL, or an embedded one), migrated, and a Temporal
- * dev server on free ports with a throwaway SQLite file, unless OPSLEDGER_BENCH_TEMPORAL_ADDRESS
- * names a server to use (its namespace `default`, our search attributes registered on it).
+ * Which Temporal the bench runs on: its own dev server, the server at an address, or a server on
+ * PostgreSQL that it brings up as `opsledger cluster up` does, with no agents and no API replicas.
  */
-export async function startBenchServices(): Promise<BenchServices> {
+export type BenchTemporal = { kind: 'dev server' } | { kind: 'given'; address: string } | { kind: 'on postgres' };
+
+/** The server OPSLEDGER_BENCH_TEMPORAL_ADDRESS names, else the bench's own dev server. */
+export function temporalFromEnvironment(): BenchTemporal {
+  const address = process.env[BENCH_TEMPORAL_ADDRESS_ENV];
+  return address ? { kind: 'given', address } : { kind: 'dev server' };
+}
+
+/**
+ * What one bench run needs, all of it its own: a fresh database `opsledger_bench_<time>` on
+ * DATABASE_URL's server (or the local PostgreSQL, or an embedded one), migrated, and the Temporal
+ * `temporal` says: a dev server on free ports with a throwaway SQLite file, the server at the
+ * address given (its namespace `default`, our search attributes registered on it), or a server on
+ * the same PostgreSQL, brought up and torn down with everything else.
+ */
+export async function startBenchServices(temporal: BenchTemporal = temporalFromEnvironment()): Promise<BenchServices> {
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'opsledger-bench-'));
   const { stops, close } = cleanupOnExit("the bench's services");
   stops.push(async () => fs.rmSync(scratch, { recursive: true, force: true }));
   try {
     const { url: databaseUrl, name: database, postgres } = await createBenchDatabase(stops, 'opsledger_bench');
 
-    const given = process.env[BENCH_TEMPORAL_ADDRESS_ENV];
-    if (given) {
-      const connection = await Connection.connect({ address: given });
+    if (temporal.kind === 'on postgres') {
+      const server = await startTemporalOnPostgres(stops, { databaseUrl, database, dir: path.join(scratch, 'cluster') });
+      return {
+        databaseUrl,
+        temporalAddress: server.address,
+        temporal: `Temporal server on PostgreSQL at ${server.address} (databases ${server.process.databases.join(', ')})`,
+        temporalServer: server.process,
+        scratch,
+        database,
+        postgres,
+        close,
+      };
+    }
+    if (temporal.kind === 'given') {
+      const connection = await Connection.connect({ address: temporal.address });
       try {
         await ensureSearchAttributes(connection, 'default');
       } finally {
         await connection.close();
       }
-      return { databaseUrl, temporalAddress: given, temporal: `the server at ${given}`, scratch, database, postgres, close };
+      return { databaseUrl, temporalAddress: temporal.address, temporal: `the server at ${temporal.address}`, scratch, database, postgres, close };
     }
     const cli = await ensureTemporalCli(process.env.TEMPORAL_CLI);
-    const temporal = await startTemporalDevServer({
+    const devServer = await startTemporalDevServer({
       cli,
       dbFile: path.join(scratch, 'temporal.sqlite'),
       logFile: path.join(scratch, 'temporal.log'),
@@ -61,11 +90,11 @@ export async function startBenchServices(): Promise<BenchServices> {
       metricsPort: await freePort(),
       namespace: 'default',
     });
-    stops.push(temporal.stop);
+    stops.push(devServer.stop);
     return {
       databaseUrl,
-      temporalAddress: temporal.address,
-      temporal: `dev server at ${temporal.address} (SQLite in ${scratch})`,
+      temporalAddress: devServer.address,
+      temporal: `dev server at ${devServer.address} (SQLite in ${scratch})`,
       scratch,
       database,
       postgres,

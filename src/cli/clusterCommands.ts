@@ -12,15 +12,18 @@ export function registerClusterCommands(program: Command): void {
 
   cluster
     .command('up')
-    .description('Start what is not running yet (OPSLEDGER_CLUSTER_AGENTS agents, OPSLEDGER_CLUSTER_APIS API replicas) and print what runs where.')
+    .description(
+      'Start what is not running yet (OPSLEDGER_CLUSTER_AGENTS agents, OPSLEDGER_CLUSTER_APIS API replicas), stop the agents and replicas beyond those counts, and print what runs where.',
+    )
     .action(async () => {
       const config = loadConfig();
       const settings = loadClusterSettings(config);
-      const { state, adminToken, apiUrls, started } = await clusterUp(config, settings);
+      const { state, adminToken, apiUrls, started, stopped } = await clusterUp(config, settings);
+      const changes = [...(started.length ? [`started ${started.join(', ')}`] : []), ...(stopped.length ? [`stopped ${stopped.join(', ')}`] : [])];
       const rows = state.processes.map((p) => `  ${p.name.padEnd(10)} pid ${String(p.pid).padEnd(8)}${p.port ? `port ${p.port}`.padEnd(11) : ''.padEnd(11)}${p.log}`);
       console.log(
         [
-          `cluster up (${started.length ? `started ${started.join(', ')}` : 'everything was already running'})`,
+          `cluster up (${changes.length ? changes.join('; ') : 'everything was already running'})`,
           ...rows,
           `Temporal     ${state.temporalAddress}  namespace ${state.namespace}  (no Web UI is started: README, "The production shape without Docker", says how to point one at it)`,
           `API          ${apiUrls.join('  ')}`,

@@ -11,7 +11,7 @@ import { devDatabaseOf, devDefaults, keptInDataDir, runMigrations, type DevDatab
 import { freePortsBelowSmallintLimit, isFree } from './ports';
 import { isRunning, record, spawnOpsledger, stopRecorded, type RecordedProcess } from './processes';
 import type { ClusterSettings } from './settings';
-import { putProcess, readState, stateFile, writeState, type ClusterState } from './state';
+import { dropProcess, putProcess, readState, stateFile, writeState, type ClusterState } from './state';
 import {
   ensureNamespace,
   ensureTemporalServer,
@@ -23,7 +23,7 @@ import {
   type TemporalPorts,
 } from './temporalServer';
 
-export type ClusterUp = { state: ClusterState; adminToken: string; apiUrls: string[]; started: string[] };
+export type ClusterUp = { state: ClusterState; adminToken: string; apiUrls: string[]; started: string[]; stopped: string[] };
 
 /**
  * The production shape on one machine, each part its own process: PostgreSQL (DATABASE_URL's
@@ -31,7 +31,8 @@ export type ClusterUp = { state: ClusterState; adminToken: string; apiUrls: stri
  * SQL visibility, the `default` namespace and the Ops* search attributes, the migrations, N agents
  * and M API replicas. Idempotent: what the state file records as running is kept, what is missing
  * (never started, or since killed) is started, so a second `up` restarts a dead part and a larger
- * OPSLEDGER_CLUSTER_AGENTS adds agents. On failure, what this call started is stopped again.
+ * OPSLEDGER_CLUSTER_AGENTS adds agents; a smaller count stops the agents and API replicas beyond
+ * it. On failure, what this call started is stopped again.
  */
 export async function clusterUp(configured: Config, settings: ClusterSettings): Promise<ClusterUp> {
   const dir = settings.OPSLEDGER_CLUSTER_DIR;
@@ -39,6 +40,7 @@ export async function clusterUp(configured: Config, settings: ClusterSettings): 
   const { token, config } = devDefaults({ ...configured, OPSLEDGER_DATA_DIR: dir });
   const startedNow = new Lifecycle();
   const started: string[] = [];
+  const stopped: string[] = [];
   const state = readState(dir) ?? (await newState(config, settings));
   const keep = (proc: RecordedProcess) => {
     putProcess(state, proc);
@@ -51,11 +53,13 @@ export async function clusterUp(configured: Config, settings: ClusterSettings): 
     await runMigrations(database);
     await provideTemporalServer(config, settings, state, database, keep);
     const env = childEnvironment(config, dir, database, state.temporalAddress);
+    stopped.push(...(await stopBeyondCount(dir, state, 'api', settings.OPSLEDGER_CLUSTER_APIS)));
+    stopped.push(...(await stopBeyondCount(dir, state, 'agent', settings.OPSLEDGER_CLUSTER_AGENTS)));
     startMissingAgents(settings, state, env.worker, keep);
     await startMissingApis(config, settings, state, env.api, keep);
     const apiUrls = state.processes.filter((p) => p.role === 'api' && p.port).map((p) => `http://127.0.0.1:${p.port}`);
     await untilReady(state, apiUrls, token);
-    return { state, adminToken: token, apiUrls, started };
+    return { state, adminToken: token, apiUrls, started, stopped };
   } catch (err) {
     await startedNow.close();
     throw err;
@@ -84,6 +88,30 @@ async function startMissingApis(config: Config, settings: ClusterSettings, state
     const log = path.join(settings.OPSLEDGER_CLUSTER_DIR, 'logs', `${name}.log`);
     keep(record('api', name, spawnOpsledger('api', { ...env, PORT: String(port) }, log), log, port));
   }
+}
+
+/**
+ * The `role`s numbered above `count` (agent-3 once OPSLEDGER_CLUSTER_AGENTS is 2), highest first,
+ * each stopped as `down` stops it and then dropped from the state file, so `down` stays exact.
+ * A record whose process is gone already is dropped too, but not named as stopped.
+ */
+async function stopBeyondCount(dir: string, state: ClusterState, role: 'agent' | 'api', count: number): Promise<string[]> {
+  const beyond = state.processes.filter((p) => p.role === role && numberOf(p) > count).sort((a, b) => numberOf(b) - numberOf(a));
+  const stopped: string[] = [];
+  for (const proc of beyond) {
+    if (isRunning(proc)) {
+      await stopGracefully(proc);
+      stopped.push(proc.name);
+    }
+    dropProcess(state, proc.name);
+    writeState(dir, state);
+  }
+  return stopped;
+}
+
+/** 3 for agent-3. */
+function numberOf(proc: RecordedProcess): number {
+  return Number(proc.name.slice(proc.name.lastIndexOf('-') + 1));
 }
 
 async function newState(config: Config, settings: ClusterSettings): Promise<ClusterState> {
@@ -213,14 +241,20 @@ const STOP_ORDER: { role: RecordedProcess['role']; signal: NodeJS.Signals; grace
   { role: 'postgres', signal: 'SIGINT', graceMs: 30_000 },
 ];
 
+/** By its role's signal and grace, as `down` stops it. */
+function stopGracefully(proc: RecordedProcess): Promise<void> {
+  const { signal, graceMs } = STOP_ORDER.find((step) => step.role === proc.role)!;
+  return stopRecorded(proc, signal, graceMs);
+}
+
 /** Stops exactly what the state file records (a pid since reused by another process is left alone), then removes it. */
 export async function clusterDown(dir: string): Promise<string[]> {
   const state = readState(dir);
   if (!state) return [];
   const stopped: string[] = [];
-  for (const { role, signal, graceMs } of STOP_ORDER) {
+  for (const { role } of STOP_ORDER) {
     const procs = state.processes.filter((p) => p.role === role && isRunning(p));
-    await Promise.all(procs.map((p) => stopRecorded(p, signal, graceMs)));
+    await Promise.all(procs.map(stopGracefully));
     stopped.push(...procs.map((p) => p.name));
   }
   fs.rmSync(stateFile(dir), { force: true });

@@ -37,3 +37,8 @@ export function writeState(dir: string, state: ClusterState): void {
 export function putProcess(state: ClusterState, proc: RecordedProcess): void {
   state.processes = [...state.processes.filter((p) => p.name !== proc.name), proc];
 }
+
+/** Forgets the process `name`, once it is stopped for good. */
+export function dropProcess(state: ClusterState, name: string): void {
+  state.processes = state.processes.filter((p) => p.name !== name);
+}

@@ -37,6 +37,17 @@ export async function ensureAppLogin(adminUrl: string, login: AppLogin): Promise
   }
 }
 
+/** Drops the app login of `database` (once nothing of that database is left to use it): roles outlive the databases they were made for. */
+export async function dropAppLogin(adminUrl: string, database: string): Promise<void> {
+  const client = new Client({ connectionString: adminUrl, application_name: 'opsledger-setup' });
+  await client.connect();
+  try {
+    await client.query(`DROP ROLE IF EXISTS ${client.escapeIdentifier(appLoginUser(database))}`);
+  } finally {
+    await client.end();
+  }
+}
+
 /**
  * Roles the session's login can act as (SET ROLE NONE and SET ROLE reach every one) that could
  * rewrite the ledger: the owner of tasks, of its schema (which may drop it) or of the database,

@@ -18,10 +18,33 @@ export type AgentHost = {
   worker?: ChildProcess;
   /** `opsledger worker` inside the namespace, with `extraEnv` over the cluster's agents' environment. */
   startWorker(extraEnv?: NodeJS.ProcessEnv): void;
+  /** How the worker's last try to complete `taskId`'s activity ended, as its log says; undefined while it has not. */
+  completionOutcome(taskId: string): CompletionOutcome | undefined;
   cut(): void;
   restore(): void;
   close(): Promise<void>;
 };
+
+/**
+ * refused: Temporal answered NotFound (that attempt had timed out, or the workflow had ended);
+ * abandoned: the SDK gave up on a network error, after which it never sends that completion.
+ */
+export type CompletionOutcome = 'refused' | 'abandoned';
+
+/**
+ * The SDK's own warnings, which it writes to stderr in its own format (colour codes included). A
+ * refusal carries the task token, whose bytes hold the workflow id, which is the task id; a
+ * network error carries none, so it is this worker's only activity that the caller knows of.
+ */
+function completionOutcomeIn(log: string, taskId: string): CompletionOutcome | undefined {
+  const plain = log.replace(/\x1b\[[0-9;]*m/g, '');
+  for (const line of plain.split('\n')) {
+    if (line.includes('Network error while completing activity')) return 'abandoned';
+    const token = /Activity not found on completion.*task_token=TaskToken\(([A-Za-z0-9+/=]+)\)/.exec(line)?.[1];
+    if (token && Buffer.from(token, 'base64').includes(taskId)) return 'refused';
+  }
+  return undefined;
+}
 
 const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
 
@@ -71,17 +94,19 @@ export async function startAgentHost(cluster: TestCluster, agentId: string, inde
     OPSLEDGER_AGENT_ID: agentId,
     OPSLEDGER_DATA_DIR: dir,
   };
+  const logFile = path.join(dir, 'logs', `${agentId}.log`);
   const host: AgentHost = {
     agentId,
     address,
     startWorker(extraEnv = {}) {
-      const log = fs.openSync(path.join(dir, 'logs', `${agentId}.log`), 'a');
+      const log = fs.openSync(logFile, 'a');
       host.worker = spawn('ip', ['netns', 'exec', netns, process.execPath, path.join(projectRoot, 'bin', 'opsledger.js'), 'worker'], {
         env: { ...env, ...extraEnv },
         stdio: ['ignore', log, log],
       });
       fs.closeSync(log);
     },
+    completionOutcome: (taskId) => completionOutcomeIn(fs.readFileSync(logFile, 'utf8'), taskId),
     cut: () => ip('link', 'set', hostEnd, 'down'),
     restore: () => ip('link', 'set', hostEnd, 'up'),
     async close() {

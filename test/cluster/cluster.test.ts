@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { isRunning } from '../../src/cluster/processes';
 import { eventually } from '../support/stack';
 import { CLUSTER_UP_TIMEOUT_MS, FINAL, startTestCluster, taskState, trail, untilFinal, untilGone, type TestCluster } from './harness';
 
@@ -97,5 +98,20 @@ describe('the production shape: a Temporal server on PostgreSQL, agents and API 
       const rows = await untilFinal(cluster, other, taskId);
       expect({ taskId, finals: rows.filter((r) => FINAL.includes(r.status)).map((r) => r.status) }).toEqual({ taskId, finals: ['succeeded'] });
     }
+  });
+
+  test('a lower OPSLEDGER_CLUSTER_AGENTS stops the agents beyond it, and the state file forgets them', async () => {
+    const added = await cluster.up({ OPSLEDGER_CLUSTER_AGENTS: '3' });
+    expect(added.code).toBe(0);
+    expect(added.stdout).toContain('started agent-3');
+    const third = cluster.process('agent-3');
+
+    const fewer = await cluster.up({ OPSLEDGER_CLUSTER_AGENTS: '2' });
+    expect(fewer.code).toBe(0);
+    expect(fewer.stdout).toContain('stopped agent-3');
+    expect(fewer.stdout).not.toContain('agent-3 ');
+    expect(isRunning(third)).toBe(false);
+    expect(cluster.state().processes.map((p) => p.name)).not.toContain('agent-3');
+    expect(cluster.state().processes.filter((p) => p.role === 'agent').every(isRunning)).toBe(true);
   });
 });

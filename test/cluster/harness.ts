@@ -1,11 +1,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Client } from 'pg';
 import { freePortsBelowSmallintLimit, isFree } from '../../src/cluster/ports';
 import { isRunning, type RecordedProcess } from '../../src/cluster/processes';
 import { readState, type ClusterState } from '../../src/cluster/state';
-import { appLoginUser } from '../../src/db/appLogin';
+import { dropAppLogin } from '../../src/db/appLogin';
 import { databaseUrl, dropDatabase } from '../../src/db/databases';
 import { opsledger, type CliResult } from '../support/cli';
 import { api, eventually } from '../support/stack';
@@ -98,13 +97,7 @@ async function consecutiveFreePorts(count: number): Promise<number> {
 /** The three databases and the application's login of this run; other runs' are left alone. */
 async function dropEverything(adminUrl: string, id: string): Promise<void> {
   for (const database of [id, `${id}_temporal`, `${id}_visibility`]) await dropDatabase(adminUrl, database);
-  const client = new Client({ connectionString: adminUrl });
-  await client.connect();
-  try {
-    await client.query(`DROP ROLE IF EXISTS ${client.escapeIdentifier(appLoginUser(id))}`);
-  } finally {
-    await client.end();
-  }
+  await dropAppLogin(adminUrl, id);
 }
 
 export const FINAL = ['succeeded', 'failed', 'cancelled', 'timed_out'];
