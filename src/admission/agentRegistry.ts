@@ -16,22 +16,29 @@ export interface AgentReport extends HostCapacity {
 /** An agent whose last report is older than this many seconds is not used. */
 export type AgentFreshness = { agentMaxAgeS: number };
 
-/** The agents of a pool with a fresh report, and what admitted, unfinished tasks hold on each. */
-export async function liveAgents(client: PoolClient, pool: string, { agentMaxAgeS }: AgentFreshness): Promise<AgentCapacity[]> {
-  const { rows } = await client.query<{
-    agent_id: string; task_queue: string; cpu_cores: string; load_pct: string; memory_free_mb: string;
-    gpu_vram_free_mb: string | null; cpu: string; memory_mb: string; gpu_vram_mb: string;
-  }>(
-    `SELECT a.agent_id, a.task_queue, a.cpu_cores, a.load_pct, a.memory_free_mb, a.gpu_vram_free_mb,
-            coalesce(sum(r.cpu), 0) AS cpu, coalesce(sum(r.memory_mb), 0) AS memory_mb,
-            coalesce(sum(r.gpu_vram_mb), 0) AS gpu_vram_mb
-       FROM agents a LEFT JOIN reservations r ON r.agent_id = a.agent_id
-      WHERE a.pool = $1 AND a.heartbeat_at > now() - make_interval(secs => $2)
-      GROUP BY a.agent_id
-      ORDER BY a.agent_id`,
-    [pool, agentMaxAgeS],
-  );
-  return rows.map((r) => ({
+/** A live agent's row, as liveAgentsSql selects it (numbers as PostgreSQL sends them: text, or JSON numbers). */
+export type LiveAgentRow = {
+  agent_id: string; task_queue: string; cpu_cores: string | number; load_pct: string | number; memory_free_mb: string | number;
+  gpu_vram_free_mb: string | number | null; cpu: string | number; memory_mb: string | number; gpu_vram_mb: string | number;
+};
+
+/**
+ * The agents of a pool with a fresh report, and what admitted, unfinished tasks hold on each, by
+ * the placeholders of the pool and of the freshness in seconds: admission also reads it inside a
+ * larger statement, so that deciding for a task takes one round trip under its lock.
+ */
+export function liveAgentsSql(poolParam: string, maxAgeParam: string): string {
+  return `SELECT a.agent_id, a.task_queue, a.cpu_cores, a.load_pct, a.memory_free_mb, a.gpu_vram_free_mb,
+                 coalesce(sum(r.cpu), 0) AS cpu, coalesce(sum(r.memory_mb), 0) AS memory_mb,
+                 coalesce(sum(r.gpu_vram_mb), 0) AS gpu_vram_mb
+            FROM agents a LEFT JOIN reservations r ON r.agent_id = a.agent_id
+           WHERE a.pool = ${poolParam} AND a.heartbeat_at > now() - make_interval(secs => ${maxAgeParam})
+           GROUP BY a.agent_id
+           ORDER BY a.agent_id`;
+}
+
+export function toAgentCapacity(r: LiveAgentRow): AgentCapacity {
+  return {
     agentId: r.agent_id,
     taskQueue: r.task_queue,
     cpuCores: Number(r.cpu_cores),
@@ -39,7 +46,13 @@ export async function liveAgents(client: PoolClient, pool: string, { agentMaxAge
     memoryFreeMb: Number(r.memory_free_mb),
     gpuVramFreeMb: r.gpu_vram_free_mb === null ? null : Number(r.gpu_vram_free_mb),
     reserved: { cpu: Number(r.cpu), memoryMb: Number(r.memory_mb), gpuVramMb: Number(r.gpu_vram_mb) },
-  }));
+  };
+}
+
+/** The agents of a pool with a fresh report, and what admitted, unfinished tasks hold on each. */
+export async function liveAgents(client: PoolClient, pool: string, { agentMaxAgeS }: AgentFreshness): Promise<AgentCapacity[]> {
+  const { rows } = await client.query<LiveAgentRow>(liveAgentsSql('$1', '$2'), [pool, agentMaxAgeS]);
+  return rows.map(toAgentCapacity);
 }
 
 /** The agents table: what each agent last reported, and whether that report is fresh. */

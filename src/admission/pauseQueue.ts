@@ -1,7 +1,7 @@
 import type { PoolClient } from 'pg';
 import type { Admission, AdmissionAnswer, AdmissionQuestion, AdmissionRequest, CapacityGrant, QueueEntry, Requirements, WaitReason } from '../../contracts';
 import type { Db } from '../db/pool';
-import { liveAgents } from './agentRegistry';
+import { liveAgents, liveAgentsSql, toAgentCapacity, type LiveAgentRow } from './agentRegistry';
 import { DISPATCH_CHANNEL, isDispatchHeld, wakeDispatcher } from './dispatchControl';
 import { pickAgent, pickAgentIgnoringCapacity, type AgentCapacity } from './fit';
 
@@ -9,7 +9,21 @@ import { pickAgent, pickAgentIgnoringCapacity, type AgentCapacity } from './fit'
 const ADMISSION_LOCK = 'opsledger.admission';
 
 /** What admission reads of one task before deciding for it (standingOf). */
-type Standing = { kept?: Admission; grant?: CapacityGrant; othersWait: boolean; queued: boolean; held: boolean };
+type Standing = {
+  kept?: Admission;
+  grant?: CapacityGrant;
+  othersWait: boolean;
+  queued: boolean;
+  held: boolean;
+  agents: AgentCapacity[];
+};
+
+// A task's reservation on an agent ($1 task, $2 agent, $3-$5 needs, $6 overridden), made or moved.
+const RESERVE_SQL = `INSERT INTO reservations (task_id, agent_id, cpu, memory_mb, gpu_vram_mb, overridden)
+       VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT (task_id) DO UPDATE SET agent_id = EXCLUDED.agent_id, cpu = EXCLUDED.cpu,
+         memory_mb = EXCLUDED.memory_mb, gpu_vram_mb = EXCLUDED.gpu_vram_mb, overridden = EXCLUDED.overridden,
+         reserved_at = now()`;
 
 export interface AdmissionSettings {
   /** An agent whose last report is older than this is not used. */
@@ -26,14 +40,7 @@ export function createPauseQueue(db: Db, settings: AdmissionSettings) {
   const inAdmission = <T>(work: (client: PoolClient) => Promise<T>) => db.transaction(work, { advisoryLock: ADMISSION_LOCK });
 
   const reserve = async (client: PoolClient, taskId: string, agent: AgentCapacity, needs: Requirements, overridden: boolean) => {
-    await client.query(
-      `INSERT INTO reservations (task_id, agent_id, cpu, memory_mb, gpu_vram_mb, overridden)
-       VALUES ($1, $2, $3, $4, $5, $6)
-       ON CONFLICT (task_id) DO UPDATE SET agent_id = EXCLUDED.agent_id, cpu = EXCLUDED.cpu,
-         memory_mb = EXCLUDED.memory_mb, gpu_vram_mb = EXCLUDED.gpu_vram_mb, overridden = EXCLUDED.overridden,
-         reserved_at = now()`,
-      [taskId, agent.agentId, needs.cpu, needs.memoryMb, needs.gpuVramMb, overridden],
-    );
+    await client.query(RESERVE_SQL, [taskId, agent.agentId, needs.cpu, needs.memoryMb, needs.gpuVramMb, overridden]);
     agent.reserved = {
       cpu: agent.reserved.cpu + needs.cpu,
       memoryMb: agent.reserved.memoryMb + needs.memoryMb,
@@ -108,41 +115,61 @@ export function createPauseQueue(db: Db, settings: AdmissionSettings) {
   /**
    * All admission knows of a task before it decides, in one read: the answer kept for this
    * question (none for a remote activity's, which history keeps), the task's reservation, whether
-   * it or others wait, and the dispatch hold.
+   * it or others wait, the dispatch hold and the pool's live agents. Every round trip made under
+   * the admission lock waits on the worker's event loop while every other task waits on the lock:
+   * the bench's tasks spent most of their time queued on it.
    */
   const standingOf = async (client: PoolClient, request: AdmissionRequest, question?: AdmissionQuestion): Promise<Standing> => {
     const { rows } = await client.query<{
       kept: Admission | null; agent_id: string | null; task_queue: string | null; load_pct: string | null;
-      overridden: boolean | null; others_wait: boolean; queued: boolean; held: boolean;
+      overridden: boolean | null; others_wait: boolean; queued: boolean; held: boolean; agents: LiveAgentRow[];
     }>(
       `SELECT (SELECT answer FROM admission_answers WHERE task_id = $2 AND run_id = $3 AND ask = $4) AS kept,
               r.agent_id, a.task_queue, a.load_pct, r.overridden,
               EXISTS (SELECT 1 FROM pause_queue WHERE pool = $1 AND task_id <> $2) AS others_wait,
               EXISTS (SELECT 1 FROM pause_queue WHERE task_id = $2) AS queued,
-              coalesce((SELECT held FROM dispatch_control), false) AS held
+              coalesce((SELECT held FROM dispatch_control), false) AS held,
+              (SELECT coalesce(json_agg(live ORDER BY live.agent_id), '[]') FROM (${liveAgentsSql('$1', '$5')}) live) AS agents
          FROM (SELECT) AS task
          LEFT JOIN reservations r ON r.task_id = $2
          LEFT JOIN agents a ON a.agent_id = r.agent_id`,
-      [request.pool, request.taskId, question?.runId ?? null, question?.ask ?? null],
+      [request.pool, request.taskId, question?.runId ?? null, question?.ask ?? null, settings.agentMaxAgeS],
     );
     const r = rows[0]!;
     const grant = r.agent_id === null || r.task_queue === null
       ? undefined
       : { agentId: r.agent_id, taskQueue: r.task_queue, loadPctAtDispatch: Number(r.load_pct), overridden: r.overridden ?? false };
-    return { kept: r.kept ?? undefined, grant, othersWait: r.others_wait, queued: r.queued, held: r.held };
+    return {
+      kept: r.kept ?? undefined, grant, othersWait: r.others_wait, queued: r.queued, held: r.held, agents: r.agents.map(toAgentCapacity),
+    };
   };
 
   /**
-   * Admits a task or queues it. A newcomer joins the queue and takes part in one dispatch pass,
-   * so it is admitted at once only if nothing ahead of it that fits is waiting.
+   * Admits a task or queues it, and keeps the answer to `question` where there is one. A newcomer
+   * joins the queue and takes part in one dispatch pass, so it is admitted at once only if nothing
+   * ahead of it that fits is waiting.
    */
-  const decide = async (client: PoolClient, request: AdmissionRequest, standing: Standing): Promise<Admission> => {
+  const decide = async (client: PoolClient, request: AdmissionRequest, standing: Standing, question?: AdmissionQuestion): Promise<Admission> => {
+    const direct = await admitWhenNoneWaits(client, request, standing, question);
+    if (direct) return direct;
+    const answer = await decideAfterWalk(client, request, standing);
+    if (question) {
+      await client.query('INSERT INTO admission_answers (task_id, run_id, ask, answer) VALUES ($1, $2, $3, $4)', [
+        request.taskId,
+        question.runId,
+        question.ask,
+        JSON.stringify(answer),
+      ]);
+    }
+    return answer;
+  };
+
+  /** The task's standing grant, or the queue walk: every case but the usual one. */
+  const decideAfterWalk = async (client: PoolClient, request: AdmissionRequest, standing: Standing): Promise<Admission> => {
     if (standing.grant) {
       if (standing.queued) await client.query('DELETE FROM pause_queue WHERE task_id = $1', [request.taskId]);
       return { admitted: true, ...standing.grant };
     }
-    const direct = await admitWhenNoneWaits(client, request, standing);
-    if (direct) return direct;
     await client.query(
       `INSERT INTO pause_queue (task_id, pool, priority, reason, requirements)
        VALUES ($1, $2, $3, 'capacity', $4) ON CONFLICT (task_id) DO NOTHING`,
@@ -169,22 +196,32 @@ export function createPauseQueue(db: Db, settings: AdmissionSettings) {
   };
 
   /**
-   * The usual case, in half the statements of a queue walk: nothing else in the pool waits and
-   * dispatch is not held, so a task that fits an agent now overtakes no one and is reserved for at
-   * once. Anything else (someone waits, held, no fit) is left to the walk, undefined.
+   * The usual case, in one statement after the read: no reservation yet, nothing else in the pool
+   * waits and dispatch is not held, so a task that fits an agent now overtakes no one; it is
+   * reserved for, leaves the queue if it was in it, and the answer is kept, at once. Anything else
+   * (a standing grant, someone waits, held, no fit) is left to decideAfterWalk, undefined.
    */
   const admitWhenNoneWaits = async (
     client: PoolClient,
     request: AdmissionRequest,
-    { othersWait, queued, held }: Standing,
+    { grant, othersWait, held, agents }: Standing,
+    question?: AdmissionQuestion,
   ): Promise<Admission | undefined> => {
-    if (othersWait || held) return undefined;
-    const pick = pickAgent(await liveAgents(client, request.pool, settings), request.needs, settings.loadThresholdPct);
+    if (grant || othersWait || held) return undefined;
+    const pick = pickAgent(agents, request.needs, settings.loadThresholdPct);
     if (!pick.fits) return undefined;
-    await reserve(client, request.taskId, pick.agent, request.needs, false);
-    if (queued) await client.query('DELETE FROM pause_queue WHERE task_id = $1', [request.taskId]);
     const { agentId, taskQueue, loadPct } = pick.agent;
-    return { admitted: true, agentId, taskQueue, loadPctAtDispatch: loadPct, overridden: false };
+    const answer: Admission = { admitted: true, agentId, taskQueue, loadPctAtDispatch: loadPct, overridden: false };
+    const { cpu, memoryMb, gpuVramMb } = request.needs;
+    await client.query(
+      `WITH reserved AS (${RESERVE_SQL}),
+            unqueued AS (DELETE FROM pause_queue WHERE task_id = $1),
+            answered AS (INSERT INTO admission_answers (task_id, run_id, ask, answer)
+                         SELECT $1, $7::text, $8::int, $9::jsonb WHERE $7::text IS NOT NULL)
+       SELECT 1`,
+      [request.taskId, agentId, cpu, memoryMb, gpuVramMb, false, question?.runId ?? null, question?.ask ?? null, JSON.stringify(answer)],
+    );
+    return answer;
   };
 
   /**
@@ -236,14 +273,7 @@ export function createPauseQueue(db: Db, settings: AdmissionSettings) {
           if (kept.admitted) await keepReservation(client, request, kept);
           return { ...kept, replayed: true };
         }
-        const answer = await decide(client, request, standing);
-        await client.query('INSERT INTO admission_answers (task_id, run_id, ask, answer) VALUES ($1, $2, $3, $4)', [
-          request.taskId,
-          question.runId,
-          question.ask,
-          JSON.stringify(answer),
-        ]);
-        return answer;
+        return decide(client, request, standing, question);
       });
     },
 
