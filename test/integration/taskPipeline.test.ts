@@ -112,14 +112,18 @@ describe('task pipeline through the API, the dev server and ansible-playbook', (
     await api(stack.baseUrl, 'POST', '/api/v1/tasks', { taskId, action: 'restart', services: ['portals'], playbook: 'wait-for-file.yml', extraVars: { path: gate } });
     await eventually(async () => ((await state())?.progress?.task === 'wait for the file' ? true : undefined));
     const handle = stack.temporal.workflow.getHandle(taskId);
+    const playbookCompleted = async () =>
+      ((await handle.fetchHistory()).events ?? []).some((event) => event.activityTaskCompletedEventAttributes);
     // Every append waits for the chain's lock: held here, the final row cannot be written yet.
     const chain = await stack.db.pool.connect();
     try {
       await chain.query('BEGIN');
       await chain.query("SELECT pg_advisory_xact_lock(hashtext('opsledger.ledger_chain'))");
       fs.writeFileSync(gate, '');
-      // The final row's append (a local activity, not listed in describe) waits for that lock.
-      await eventually(async () => ((await someoneWaitsOnLockOf(stack.db, chain)) ? true : undefined));
+      // The playbook is done once its activity completes; then the final row's append (a local
+      // activity, not listed in describe) can only wait for that lock. Any suite's append can be
+      // the one waiting, so the completed activity is what says this task has reached its end.
+      await eventually(async () => ((await playbookCompleted()) && (await someoneWaitsOnLockOf(stack.db, chain)) ? true : undefined));
       const live = await state();
       expect(live).toMatchObject({ status: 'running', workflow: { status: 'RUNNING' } });
       expect(live.result).toBeUndefined();
@@ -127,9 +131,13 @@ describe('task pipeline through the API, the dev server and ansible-playbook', (
     } finally {
       await chain.query('ROLLBACK');
       chain.release();
+    }
+    // The gate stays until the task is final: removed before the playbook saw it, the run would wait on.
+    try {
+      await eventually(async () => ((await state()).status === 'succeeded' ? true : undefined));
+    } finally {
       fs.rmSync(path.dirname(gate), { recursive: true, force: true });
     }
-    await eventually(async () => ((await state()).status === 'succeeded' ? true : undefined));
     const rows = (await api(stack.baseUrl, 'GET', `/api/v1/audit/tasks/${taskId}`)).json.rows as { status: string }[];
     expect(rows[rows.length - 1]!.status).toBe('succeeded');
   });
