@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import type { temporal } from '@temporalio/proto';
+import { temporal } from '@temporalio/proto';
 import { capacityGrantedSignal } from '../../workflows/messages';
 import { taskRuntimeOf } from '../../src/config';
 import { agentToken, api, eventually, startTestStack, TEST_TOKENS, type TestStack } from '../support/stack';
@@ -226,8 +226,13 @@ describe('actors of record and capacity grants', () => {
         await lock.query('BEGIN');
         await lock.query("SELECT pg_advisory_xact_lock(hashtext('opsledger.admission'))");
         override = command(taskId, 'override', { reason: 'now' });
-        // The override's admission step, an activity, blocked on the lock.
-        await eventually(async () => ((await someoneWaitsOnLockOf(stack.db, lock)) ? true : undefined));
+        // The override's admission step, an activity, blocked on the lock: started, and someone waits
+        // on the lock (any suite's admission can be the one waiting; the started activity is ours).
+        const overrideStarted = async () =>
+          (await handle.describe()).raw.pendingActivities?.some(
+            (a) => a.activityType?.name === 'overrideAdmission' && a.state === temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED,
+          ) ?? false;
+        await eventually(async () => ((await overrideStarted()) && (await someoneWaitsOnLockOf(stack.db, lock)) ? true : undefined));
         await handle.signal(capacityGrantedSignal, { agentId: agentId(), taskQueue: deadQueue(), loadPctAtDispatch: 99, overridden: false });
         await untilActedOnSignal(taskId, 'workflowTaskCompletedEventAttributes');
       } finally {
