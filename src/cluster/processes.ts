@@ -8,7 +8,7 @@ import { projectRoot } from '../paths';
  * pid that was reused by something else after ours died count as gone, so `down` never signals
  * a stranger.
  */
-export type RecordedProcess = { role: 'postgres' | 'temporal' | 'agent' | 'api'; name: string; pid: number; startedAt: string; log: string; port?: number };
+export type RecordedProcess = { role: 'postgres' | 'temporal' | 'ui' | 'agent' | 'api'; name: string; pid: number; startedAt: string; log: string; port?: number };
 
 /**
  * The kernel's start time of `pid` (clock ticks since boot), or undefined when there is no such
