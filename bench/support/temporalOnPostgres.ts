@@ -25,6 +25,8 @@ export async function startTemporalOnPostgres(
     OPSLEDGER_CLUSTER_TEMPORAL_PORT: String(port),
     OPSLEDGER_CLUSTER_AGENTS: '0',
     OPSLEDGER_CLUSTER_APIS: '0',
+    // Only the server is measured: a UI process would be one more on the machine, and one more build.
+    OPSLEDGER_CLUSTER_UI: '0',
     DBNAME: databases[0],
     VISIBILITY_DBNAME: databases[1],
   };

@@ -16,23 +16,26 @@ import {
   ensureNamespace,
   ensureTemporalServer,
   ensureTemporalSqlTool,
+  ensureTemporalUiServer,
   setupTemporalSchemas,
   spawnTemporalServer,
   untilServing,
   writeServerConfig,
   type TemporalPorts,
 } from './temporalServer';
+import { spawnTemporalUi, uiUrlOn } from './temporalUi';
 
-export type ClusterUp = { state: ClusterState; adminToken: string; apiUrls: string[]; started: string[]; stopped: string[] };
+export type ClusterUp = { state: ClusterState; adminToken: string; apiUrls: string[]; uiUrl?: string; started: string[]; stopped: string[] };
 
 /**
  * The production shape on one machine, each part its own process: PostgreSQL (DATABASE_URL's
  * server, or an embedded cluster in the cluster folder), a Temporal server persisted in it with
- * SQL visibility, the `default` namespace and the Ops* search attributes, the migrations, N agents
- * and M API replicas. Idempotent: what the state file records as running is kept, what is missing
- * (never started, or since killed) is started, so a second `up` restarts a dead part and a larger
- * OPSLEDGER_CLUSTER_AGENTS adds agents; a smaller count stops the agents and API replicas beyond
- * it. On failure, what this call started is stopped again.
+ * SQL visibility, the `default` namespace and the Ops* search attributes, its Web UI, the
+ * migrations, N agents and M API replicas. Idempotent: what the state file records as running is
+ * kept, what is missing (never started, or since killed) is started, so a second `up` restarts a
+ * dead part and a larger OPSLEDGER_CLUSTER_AGENTS adds agents; a smaller count stops the agents
+ * and API replicas beyond it, and OPSLEDGER_CLUSTER_UI=0 the UI. On failure, what this call
+ * started is stopped again.
  */
 export async function clusterUp(configured: Config, settings: ClusterSettings): Promise<ClusterUp> {
   const dir = settings.OPSLEDGER_CLUSTER_DIR;
@@ -52,14 +55,16 @@ export async function clusterUp(configured: Config, settings: ClusterSettings): 
     const database = await provideClusterDatabase(config, dir, state, keep);
     await runMigrations(database);
     await provideTemporalServer(config, settings, state, database, keep);
-    const env = childEnvironment(config, dir, database, state.temporalAddress);
+    stopped.push(...(settings.OPSLEDGER_CLUSTER_UI ? [] : await stopAndForget(dir, state, state.processes.filter((p) => p.role === 'ui'))));
+    const uiUrl = settings.OPSLEDGER_CLUSTER_UI ? await provideTemporalUi(config, settings, state, keep) : undefined;
+    const env = childEnvironment(config, dir, database, state.temporalAddress, uiUrl);
     stopped.push(...(await stopBeyondCount(dir, state, 'api', settings.OPSLEDGER_CLUSTER_APIS)));
     stopped.push(...(await stopBeyondCount(dir, state, 'agent', settings.OPSLEDGER_CLUSTER_AGENTS)));
     startMissingAgents(settings, state, env.worker, keep);
     await startMissingApis(config, settings, state, env.api, keep);
     const apiUrls = state.processes.filter((p) => p.role === 'api' && p.port).map((p) => `http://127.0.0.1:${p.port}`);
-    await untilReady(state, apiUrls, token);
-    return { state, adminToken: token, apiUrls, started, stopped };
+    await untilReady(state, [...apiUrls.map((url) => `${url}/readyz`), ...(uiUrl ? [uiUrl] : [])], apiUrls[0], token);
+    return { state, adminToken: token, apiUrls, ...(uiUrl ? { uiUrl } : {}), started, stopped };
   } catch (err) {
     await startedNow.close();
     throw err;
@@ -97,8 +102,13 @@ async function startMissingApis(config: Config, settings: ClusterSettings, state
  */
 async function stopBeyondCount(dir: string, state: ClusterState, role: 'agent' | 'api', count: number): Promise<string[]> {
   const beyond = state.processes.filter((p) => p.role === role && numberOf(p) > count).sort((a, b) => numberOf(b) - numberOf(a));
+  return stopAndForget(dir, state, beyond);
+}
+
+/** Each of `procs` in turn stopped as `down` stops it and dropped from the state file; returns those that were running. */
+async function stopAndForget(dir: string, state: ClusterState, procs: RecordedProcess[]): Promise<string[]> {
   const stopped: string[] = [];
-  for (const proc of beyond) {
+  for (const proc of procs) {
     if (isRunning(proc)) {
       await stopGracefully(proc);
       stopped.push(proc.name);
@@ -178,12 +188,31 @@ async function provideTemporalServer(
 }
 
 /**
+ * The Web UI server (compose's temporal-ui) on OPSLEDGER_CLUSTER_UI_PORT, pointed at the cluster's
+ * frontend, unless it still runs; returns where browsers reach it, on the port it was started on.
+ */
+async function provideTemporalUi(config: Config, settings: ClusterSettings, state: ClusterState, keep: Keep): Promise<string> {
+  if (!runningNamed(state, 'temporal-ui')) {
+    const uiServer = await ensureTemporalUiServer(settings.TEMPORAL_UI_SERVER);
+    const port = settings.OPSLEDGER_CLUSTER_UI_PORT;
+    // `opsledger dev`'s UI uses the same default port, and would answer the readiness check in its place.
+    if (!(await isFree(port))) throw new ConfigError([`OPSLEDGER_CLUSTER_UI_PORT: port ${port} is taken by another process`]);
+    const [dir, log] = [path.join(settings.OPSLEDGER_CLUSTER_DIR, 'temporal-ui'), path.join(settings.OPSLEDGER_CLUSTER_DIR, 'logs', 'temporal-ui.log')];
+    const ui = { temporalAddress: state.temporalAddress, namespace: config.TEMPORAL_NAMESPACE, port };
+    keep(record('ui', 'temporal-ui', spawnTemporalUi(uiServer, dir, ui, log), log, port));
+  }
+  return uiUrlOn(state.processes.find((p) => p.name === 'temporal-ui')!.port!);
+}
+
+/**
  * The environment of the agents and API replicas, by the names docker-compose.yml gives them
  * (x-opsledger-env): the application's login, the Temporal frontend, the shared secret key; the
  * API replicas also share the tokens and the cursor key, so a cursor from one works on another.
- * Anything else the caller set (OPSLEDGER_AGENT_REPORT_S, timeouts) passes through.
+ * Anything else the caller set (OPSLEDGER_AGENT_REPORT_S, timeouts) passes through. The audit
+ * page links to the cluster's Web UI unless TEMPORAL_UI_URL says where browsers reach it instead
+ * (through a tunnel or a proxy).
  */
-function childEnvironment(config: Config, dir: string, database: DevDatabase, temporalAddress: string) {
+function childEnvironment(config: Config, dir: string, database: DevDatabase, temporalAddress: string, uiUrl: string | undefined) {
   const common: NodeJS.ProcessEnv = {
     ...process.env,
     DATABASE_URL: database.appUrl,
@@ -198,18 +227,22 @@ function childEnvironment(config: Config, dir: string, database: DevDatabase, te
     worker: common,
     api: {
       ...common,
+      ...(uiUrl ? { TEMPORAL_UI_URL: config.TEMPORAL_UI_URL ?? uiUrl } : {}),
       OPSLEDGER_TOKENS: config.OPSLEDGER_TOKENS.map((t) => `${t.name}:${t.role}:${t.sha256}`).join(','),
       OPSLEDGER_CURSOR_SECRET: config.OPSLEDGER_CURSOR_SECRET ?? keptInDataDir(config, 'cursor-secret', () => crypto.randomBytes(32).toString('base64url')),
     },
   };
 }
 
-/** Every API answers /readyz, and every agent has a live capacity report (so admission can pick it). */
-async function untilReady(state: ClusterState, apiUrls: string[], token: string, timeoutMs = 120_000): Promise<void> {
+/**
+ * Every one of `readyUrls` (each API's /readyz, the Web UI's page) answers 200, and every agent has
+ * a live capacity report on `agentsApiUrl` (so admission can pick it).
+ */
+async function untilReady(state: ClusterState, readyUrls: string[], agentsApiUrl: string | undefined, token: string, timeoutMs = 120_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   const agents = state.processes.filter((p) => p.role === 'agent' && isRunning(p)).map((p) => p.name);
   for (;;) {
-    const waitingFor = await notYetReady(apiUrls, agents, token);
+    const waitingFor = await notYetReady(readyUrls, agentsApiUrl, agents, token);
     if (waitingFor.length === 0) return;
     const dead = state.processes.filter((p) => !isRunning(p));
     if (dead.length > 0) throw new Error(`${dead.map((p) => p.name).join(', ')} exited; see ${dead.map((p) => p.log).join(', ')}`);
@@ -218,21 +251,22 @@ async function untilReady(state: ClusterState, apiUrls: string[], token: string,
   }
 }
 
-async function notYetReady(apiUrls: string[], agents: string[], token: string): Promise<string[]> {
+async function notYetReady(readyUrls: string[], agentsApiUrl: string | undefined, agents: string[], token: string): Promise<string[]> {
   const waiting: string[] = [];
-  for (const url of apiUrls) {
-    const ok = await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
+  for (const url of readyUrls) {
+    const ok = await fetch(url).then((r) => r.ok, () => false);
     if (!ok) waiting.push(url);
   }
-  if (agents.length === 0 || apiUrls.length === 0) return waiting;
-  const live = await fetch(`${apiUrls[0]}/api/v1/agents`, { headers: { authorization: `Bearer ${token}` } })
+  if (agents.length === 0 || agentsApiUrl === undefined) return waiting;
+  const live = await fetch(`${agentsApiUrl}/api/v1/agents`, { headers: { authorization: `Bearer ${token}` } })
     .then(async (r) => (r.ok ? ((await r.json()) as { agents: { agentId: string; live: boolean }[] }).agents : []), () => [])
     .then((list) => new Set(list.filter((a) => a.live).map((a) => a.agentId)));
   return [...waiting, ...agents.filter((agent) => !live.has(agent))];
 }
 
-/** How `down` stops each role, in this order: APIs and agents first, the servers they use last. */
+/** How `down` stops each role, in this order: the UI, APIs and agents first, the servers they use last. */
 const STOP_ORDER: { role: RecordedProcess['role']; signal: NodeJS.Signals; graceMs: number }[] = [
+  { role: 'ui', signal: 'SIGTERM', graceMs: 10_000 },
   { role: 'api', signal: 'SIGTERM', graceMs: 15_000 },
   // On SIGTERM a worker gives running playbooks 30 s (src/worker.ts).
   { role: 'agent', signal: 'SIGTERM', graceMs: 40_000 },

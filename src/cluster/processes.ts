@@ -8,7 +8,7 @@ import { projectRoot } from '../paths';
  * pid that was reused by something else after ours died count as gone, so `down` never signals
  * a stranger.
  */
-export type RecordedProcess = { role: 'postgres' | 'temporal' | 'agent' | 'api'; name: string; pid: number; startedAt: string; log: string; port?: number };
+export type RecordedProcess = { role: 'postgres' | 'temporal' | 'ui' | 'agent' | 'api'; name: string; pid: number; startedAt: string; log: string; port?: number };
 
 /**
  * The kernel's start time of `pid` (clock ticks since boot), or undefined when there is no such
@@ -37,15 +37,19 @@ export function isRunning(proc: RecordedProcess): boolean {
 
 /** `opsledger <command>` as its own process and process group, detached from the terminal that ran `up`. */
 export function spawnOpsledger(command: 'worker' | 'api', env: NodeJS.ProcessEnv, logFile: string): number {
+  return spawnDetached(process.execPath, [path.join(projectRoot, 'bin', 'opsledger.js'), command], { env }, logFile, `opsledger ${command}`);
+}
+
+/**
+ * `cmd` as its own process group, its output appended to `logFile`: it runs on after `up`
+ * exits, and a Ctrl-C in the terminal that ran `up` does not reach it.
+ */
+export function spawnDetached(cmd: string, args: string[], opts: { env: NodeJS.ProcessEnv; cwd?: string }, logFile: string, label: string): number {
   const log = fs.openSync(logFile, 'a');
-  const child = spawn(process.execPath, [path.join(projectRoot, 'bin', 'opsledger.js'), command], {
-    env,
-    stdio: ['ignore', log, log],
-    detached: true,
-  });
+  const child = spawn(cmd, args, { ...opts, stdio: ['ignore', log, log], detached: true });
   fs.closeSync(log);
   child.unref();
-  if (child.pid === undefined) throw new Error(`opsledger ${command} could not be started; see ${logFile}`);
+  if (child.pid === undefined) throw new Error(`${label} could not be started; see ${logFile}`);
   return child.pid;
 }
 

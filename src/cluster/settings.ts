@@ -20,11 +20,16 @@ export const ClusterSettingsSchema = z.object({
   OPSLEDGER_CLUSTER_APIS: count('API replicas').default(2),
   /** Frontend gRPC port of the Temporal server: compose's temporal:7233. */
   OPSLEDGER_CLUSTER_TEMPORAL_PORT: port.default(7233),
+  /** Whether `up` runs the Temporal Web UI (compose's temporal-ui); `0` stops one that runs. */
+  OPSLEDGER_CLUSTER_UI: z.enum(['0', '1'], { error: 'expected 0 or 1' }).default('1').transform((on) => on === '1'),
+  /** Its port on 127.0.0.1: compose publishes the UI on 8233. */
+  OPSLEDGER_CLUSTER_UI_PORT: port.default(8233),
   /** Its state file, the server's config and every process's log; default OPSLEDGER_DATA_DIR/cluster. */
   OPSLEDGER_CLUSTER_DIR: z.string().min(1).optional(),
-  /** `temporal-server` and `temporal-sql-tool` binaries; else found or built as goTools.ts says. */
+  /** The Temporal server, its sql tool and the Web UI server; else found or built as goTools.ts says. */
   TEMPORAL_SERVER: z.string().min(1).optional(),
   TEMPORAL_SQL_TOOL: z.string().min(1).optional(),
+  TEMPORAL_UI_SERVER: z.string().min(1).optional(),
   DBNAME: databaseName.default('temporal'),
   VISIBILITY_DBNAME: databaseName.default('temporal_visibility'),
 });

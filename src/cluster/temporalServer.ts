@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
@@ -8,13 +7,14 @@ import { databaseUrl, ensureDatabase } from '../db/databases';
 import { logger } from '../logger';
 import { tailOf } from '../logTail';
 import { ensureGoTool, runCapturingOutput, type GoTool } from '../temporal/goTools';
-import { isRunning, type RecordedProcess } from './processes';
+import { isRunning, spawnDetached, type RecordedProcess } from './processes';
 
 /** The server and its schema tool at compose's image version (temporalio/auto-setup:1.29.1). */
 const TEMPORAL_SERVER_VERSION = 'v1.29.1';
 
 export const TEMPORAL_SERVER: GoTool = {
   label: 'Temporal server',
+  name: 'server',
   binary: 'server',
   module: 'go.temporal.io/server/cmd/server',
   versions: [TEMPORAL_SERVER_VERSION],
@@ -24,10 +24,24 @@ export const TEMPORAL_SERVER: GoTool = {
 
 export const TEMPORAL_SQL_TOOL: GoTool = {
   label: 'Temporal sql tool',
+  name: 'sql',
   binary: 'sql',
   module: 'go.temporal.io/server/cmd/tools/sql',
   versions: [TEMPORAL_SERVER_VERSION],
   variable: 'TEMPORAL_SQL_TOOL',
+  searchPathAndGoBin: false,
+};
+
+/** The Web UI server at compose's image version (temporalio/ui:2.42.1 is built from ui-server v2.42.1). */
+const TEMPORAL_UI_VERSION = 'v2.42.1';
+
+export const TEMPORAL_UI_SERVER: GoTool = {
+  label: 'Temporal Web UI server',
+  name: 'ui-server',
+  binary: 'server',
+  module: 'github.com/temporalio/ui-server/v2/cmd/server',
+  versions: [TEMPORAL_UI_VERSION],
+  variable: 'TEMPORAL_UI_SERVER',
   searchPathAndGoBin: false,
 };
 
@@ -186,17 +200,8 @@ export function writeServerConfig(dir: string, databases: TemporalDatabases, por
 
 /** `server --root DIR --config config --env cluster start`, in its own process group, logging to `logFile`. */
 export function spawnTemporalServer(server: string, files: { root: string; env: string }, logFile: string): number {
-  const log = fs.openSync(logFile, 'a');
-  const child = spawn(server, ['--root', files.root, '--config', 'config', '--env', files.env, 'start'], {
-    cwd: files.root,
-    env: { PATH: process.env.PATH },
-    stdio: ['ignore', log, log],
-    detached: true,
-  });
-  fs.closeSync(log);
-  child.unref();
-  if (child.pid === undefined) throw new Error(`the Temporal server could not be started; see ${logFile}`);
-  return child.pid;
+  const args = ['--root', files.root, '--config', 'config', '--env', files.env, 'start'];
+  return spawnDetached(server, args, { cwd: files.root, env: { PATH: process.env.PATH } }, logFile, 'the Temporal server');
 }
 
 /** Until the frontend answers (its services join each other within maxJoinDuration first). */
@@ -243,4 +248,8 @@ export function ensureTemporalServer(explicit?: string): Promise<string> {
 
 export function ensureTemporalSqlTool(explicit?: string): Promise<string> {
   return ensureGoTool(TEMPORAL_SQL_TOOL, explicit);
+}
+
+export function ensureTemporalUiServer(explicit?: string): Promise<string> {
+  return ensureGoTool(TEMPORAL_UI_SERVER, explicit);
 }

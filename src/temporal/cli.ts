@@ -3,6 +3,7 @@ import { ensureGoTool, type GoTool } from './goTools';
 /** Newer CLI tags carry a replace directive in go.mod and cannot be `go install`ed. */
 export const TEMPORAL_CLI: GoTool = {
   label: 'Temporal CLI',
+  name: 'temporal',
   binary: 'temporal',
   module: 'github.com/temporalio/cli/cmd/temporal',
   versions: ['v1.5.1', 'v1.4.1', 'v1.3.0'],

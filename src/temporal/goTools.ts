@@ -8,18 +8,23 @@ import { projectRoot } from '../paths';
 export const projectToolsBin = path.join(projectRoot, '.tools', 'bin');
 
 /**
- * Where built tools are kept for every checkout of this machine, one folder per binary and
+ * Where built tools are kept for every checkout of this machine, one folder per tool and
  * version: a fresh clone (CI's) finds the Temporal server built by an earlier one, instead of
  * spending minutes on `go install` again.
  */
 export const machineToolsDir = path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'opsledger', 'go-tools');
 
-const builtFor = (tool: GoTool, version: string) => path.join(machineToolsDir, `${tool.binary}@${version}`);
+const builtFor = (tool: GoTool, version: string) => path.join(machineToolsDir, `${tool.name}@${version}`);
 
-/** A binary opsledger runs that `go install` can build: the Temporal CLI, server and sql tool. */
+/** A binary opsledger runs that `go install` can build: the Temporal CLI, server, sql tool and Web UI server. */
 export type GoTool = {
   /** How messages name it. */
   label: string;
+  /**
+   * Its name in .tools/bin and in the machine's tools folder: the Web UI server's `binary` is
+   * `server`, as the Temporal server's is, so the binary's own name cannot tell them apart.
+   */
+  name: string;
   /** The file `go install` writes into GOBIN. */
   binary: string;
   /** The package `go install` builds. */
@@ -53,7 +58,7 @@ export async function ensureGoTool(tool: GoTool, explicit?: string): Promise<str
   const goBin = path.join(process.env.GOPATH ?? path.join(os.homedir(), 'go'), 'bin', tool.binary);
   const found =
     (tool.searchPathAndGoBin ? findOnPath(tool.binary) : undefined) ??
-    existingExecutable(path.join(projectToolsBin, tool.binary)) ??
+    existingExecutable(path.join(projectToolsBin, tool.name)) ??
     tool.versions.map((version) => existingExecutable(path.join(builtFor(tool, version), tool.binary))).find(Boolean) ??
     (tool.searchPathAndGoBin ? existingExecutable(goBin) : undefined);
   return found ?? installWithGo(tool);

@@ -6,10 +6,10 @@ import { CLUSTER_UP_TIMEOUT_MS, FINAL, startTestCluster, taskState, trail, until
 
 /**
  * The production shape as compose describes it, run natively: a Temporal server persisted in
- * PostgreSQL with SQL visibility, two agents and two API replicas, each its own process, brought
+ * PostgreSQL with SQL visibility, its Web UI, two agents and two API replicas, each its own process, brought
  * up by `opsledger cluster up`.
  */
-describe('the production shape: a Temporal server on PostgreSQL, agents and API replicas as processes', () => {
+describe('the production shape: a Temporal server on PostgreSQL, its Web UI, agents and API replicas as processes', () => {
   let cluster: TestCluster;
   const uid = (name: string) => `${name}-${Date.now()}-${Math.random().toString(36).slice(2, 6)}`;
   const submit = (apiUrl: string, taskId: string, extra: Record<string, unknown> = {}) =>
@@ -22,10 +22,31 @@ describe('the production shape: a Temporal server on PostgreSQL, agents and API 
 
   test('every part is its own process, and both agents report to admission', async () => {
     const names = cluster.state().processes.map((p) => p.name).sort();
-    expect(names).toEqual(expect.arrayContaining(['agent-1', 'agent-2', 'api-1', 'api-2', 'temporal']));
+    expect(names).toEqual(expect.arrayContaining(['agent-1', 'agent-2', 'api-1', 'api-2', 'temporal', 'temporal-ui']));
     expect(new Set(cluster.state().processes.map((p) => p.pid)).size).toBe(cluster.state().processes.length);
     const agents = (await cluster.call(cluster.apiUrls[0]!, 'GET', '/api/v1/agents')).json.agents as { agentId: string; live: boolean }[];
     expect(agents.filter((a) => a.live).map((a) => a.agentId).sort()).toEqual(['agent-1', 'agent-2']);
+  });
+
+  test("the Web UI serves its page, lists the namespace's workflows through its API, and the audit page links to it", async () => {
+    const uiUrl = `http://127.0.0.1:${cluster.process('temporal-ui').port}`;
+    const page = await fetch(uiUrl);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toContain('text/html');
+    expect(await page.text()).toContain('<html');
+
+    const taskId = uid('ui');
+    expect((await submit(cluster.apiUrls[0]!, taskId)).status).toBe(202);
+    const query = encodeURIComponent(`WorkflowId="${taskId}"`);
+    type Listed = { executions?: { execution: { workflowId: string } }[] };
+    const listed = await eventually(async () => {
+      const { executions } = (await (await fetch(`${uiUrl}/api/v1/namespaces/default/workflows?query=${query}`)).json()) as Listed;
+      return executions?.length ? executions : undefined;
+    });
+    expect(listed.map((e) => e.execution.workflowId)).toEqual([taskId]);
+
+    const whoami = await cluster.call(cluster.apiUrls[1]!, 'GET', '/api/v1/whoami');
+    expect(whoami.json.temporalUi).toEqual({ url: uiUrl, namespace: 'default' });
   });
 
   test('a task runs on the agent admission picked, and the ledger names it', async () => {
@@ -113,5 +134,19 @@ describe('the production shape: a Temporal server on PostgreSQL, agents and API 
     expect(isRunning(third)).toBe(false);
     expect(cluster.state().processes.map((p) => p.name)).not.toContain('agent-3');
     expect(cluster.state().processes.filter((p) => p.role === 'agent').every(isRunning)).toBe(true);
+  });
+
+  test('OPSLEDGER_CLUSTER_UI=0 stops the Web UI and forgets it; the next up starts it again on its port', async () => {
+    const ui = cluster.process('temporal-ui');
+    const off = await cluster.up({ OPSLEDGER_CLUSTER_UI: '0' });
+    expect(off.code).toBe(0);
+    expect(off.stdout).toContain('stopped temporal-ui');
+    expect(isRunning(ui)).toBe(false);
+    expect(cluster.state().processes.map((p) => p.name)).not.toContain('temporal-ui');
+
+    const on = await cluster.up();
+    expect(on.code).toBe(0);
+    expect(on.stdout).toContain('started temporal-ui');
+    expect(on.stdout).toContain(`Temporal UI  http://127.0.0.1:${ui.port}`);
   });
 });

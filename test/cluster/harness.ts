@@ -9,7 +9,7 @@ import { databaseUrl, dropDatabase } from '../../src/db/databases';
 import { opsledger, type CliResult } from '../support/cli';
 import { api, eventually } from '../support/stack';
 
-/** Up to 20 minutes: the first run on a machine builds the Temporal server and its sql tool. */
+/** Up to 20 minutes: the first run on a machine builds the Temporal server, its sql tool and the Web UI server. */
 export const CLUSTER_UP_TIMEOUT_MS = 20 * 60_000;
 
 export type TestCluster = {
@@ -35,13 +35,14 @@ export async function startTestCluster(opts: { agents: number; apis: number; env
   const id = `olc_${Date.now().toString(36)}_${process.pid}`;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'opsledger-cluster-'));
   const serverUrl = process.env.DATABASE_URL;
-  const [temporalPort, embeddedPgPort] = await freePortsBelowSmallintLimit(2);
+  const [temporalPort, embeddedPgPort, uiPort] = await freePortsBelowSmallintLimit(3);
   const env: NodeJS.ProcessEnv = {
     ...(serverUrl ? { DATABASE_URL: databaseUrl(serverUrl, id) } : { OPSLEDGER_EMBEDDED_PG_PORT: String(embeddedPgPort) }),
     DBNAME: `${id}_temporal`,
     VISIBILITY_DBNAME: `${id}_visibility`,
     OPSLEDGER_CLUSTER_DIR: dir,
     OPSLEDGER_CLUSTER_TEMPORAL_PORT: String(temporalPort),
+    OPSLEDGER_CLUSTER_UI_PORT: String(uiPort),
     OPSLEDGER_CLUSTER_AGENTS: String(opts.agents),
     OPSLEDGER_CLUSTER_APIS: String(opts.apis),
     PORT: String(await consecutiveFreePorts(Math.max(opts.apis, 1))),

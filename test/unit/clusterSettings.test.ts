@@ -5,11 +5,13 @@ import { loadConfig } from '../../src/config';
 describe('opsledger cluster settings', () => {
   const config = loadConfig({ OPSLEDGER_DATA_DIR: '/data' });
 
-  test("default to compose's shape: two agents, two APIs, Temporal on 7233 with compose's database names", () => {
+  test("default to compose's shape: two agents, two APIs, Temporal on 7233 with compose's database names, its UI on 8233", () => {
     expect(loadClusterSettings(config, {})).toEqual({
       OPSLEDGER_CLUSTER_AGENTS: 2,
       OPSLEDGER_CLUSTER_APIS: 2,
       OPSLEDGER_CLUSTER_TEMPORAL_PORT: 7233,
+      OPSLEDGER_CLUSTER_UI: true,
+      OPSLEDGER_CLUSTER_UI_PORT: 8233,
       OPSLEDGER_CLUSTER_DIR: '/data/cluster',
       DBNAME: 'temporal',
       VISIBILITY_DBNAME: 'temporal_visibility',
@@ -20,6 +22,8 @@ describe('opsledger cluster settings', () => {
     ['OPSLEDGER_CLUSTER_AGENTS', 'two', 'OPSLEDGER_CLUSTER_AGENTS: expected a number of agents'],
     ['OPSLEDGER_CLUSTER_APIS', '1.5', 'OPSLEDGER_CLUSTER_APIS: expected a whole number of API replicas'],
     ['OPSLEDGER_CLUSTER_TEMPORAL_PORT', 'seventy', 'OPSLEDGER_CLUSTER_TEMPORAL_PORT: expected a port number'],
+    ['OPSLEDGER_CLUSTER_UI', 'yes', 'OPSLEDGER_CLUSTER_UI: expected 0 or 1'],
+    ['OPSLEDGER_CLUSTER_UI_PORT', '99999', 'OPSLEDGER_CLUSTER_UI_PORT'],
     ['DBNAME', 'Temporal; drop', 'DBNAME: expected a PostgreSQL database name'],
   ])('%s=%s is refused with a message naming it, not its value', (name, value, message) => {
     expect(() => loadClusterSettings(config, { [name]: value })).toThrow(message);
