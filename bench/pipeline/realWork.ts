@@ -8,7 +8,8 @@ import { startTask } from '../../src/temporal/client';
 import type { taskWorkflow } from '../../workflows';
 import { cpuBetween, describeCpu, totalMs, type CpuTotals } from '../support/cpu';
 import { benchWorkerBase, cpuOf, type PipelineContext, type Verdicts } from '../support/pipelineContext';
-import { verdict } from '../support/stats';
+import { stepTimings } from '../support/history';
+import { ms, verdict } from '../support/stats';
 import { benchTask, taskIds } from '../support/tasks';
 import { runConcurrently, within } from '../support/wait';
 import { startBenchWorker } from '../support/workers';
@@ -35,8 +36,11 @@ type Side = { runsPerMin: number; cpuSPerRun: number; used: CpuTotals; failed: n
  */
 export async function realWork(ctx: PipelineContext, verdicts: Verdicts): Promise<void> {
   console.log(`\n(2) real work: ${RUNS} runs of ${PLAYBOOK}, ${CONCURRENCY} at a time, bare ansible-playbook against opsledger`);
-  const bare = await measureSide(ctx, 'bare', () => bareRuns());
-  const ours = await measureSide(ctx, 'ours', () => opsledgerRuns(ctx));
+  const bareWalls: number[] = [];
+  const bare = await measureSide(ctx, 'bare', () => bareRuns(bareWalls));
+  const ourIds = taskIds(`bench-real-${ctx.stamp}`, RUNS);
+  const ours = await measureSide(ctx, 'ours', () => opsledgerRuns(ctx, ourIds));
+  await reportWhereTimeGoes(ctx, ourIds, bareWalls);
   const ratio = ours.runsPerMin / bare.runsPerMin;
   const overheadS = ours.cpuSPerRun - bare.cpuSPerRun;
   verdicts.push(
@@ -65,10 +69,25 @@ async function measureSide(ctx: PipelineContext, name: string, runAll: () => Pro
   return side;
 }
 
-/** Bare: ansible-playbook itself, with the settings our runner gives it; returns how many runs failed. */
-async function bareRuns(): Promise<number> {
-    let failed = 0;
+/**
+ * Against a bare run's wall time, where ours spend theirs: the playbook activity (its run is the
+ * playbook's own wall time plus the runner's), and the engine around it.
+ */
+async function reportWhereTimeGoes(ctx: PipelineContext, ourIds: string[], bareWalls: number[]): Promise<void> {
+  const mean = (values: number[]) => values.reduce((sum, v) => sum + v, 0) / values.length;
+  console.log(`  where a run's time goes (mean of ${ourIds.length}; wait = scheduled -> picked up, run = picked up -> completed):`);
+  console.log(`    ${'bare ansible-playbook'.padEnd(28)} ${ms(mean(bareWalls))}`);
+  for (const [step, { wait, run }] of await stepTimings(ctx.temporal, ourIds)) {
+    const times = step === 'whole task' ? ms(mean(run)) : `${(wait.length / ourIds.length).toFixed(0)}x a run, wait ${ms(mean(wait))}, run ${ms(mean(run))}`;
+    console.log(`    ${`ours: ${step}`.padEnd(28)} ${times}`);
+  }
+}
+
+/** Bare: ansible-playbook itself, with the settings our runner gives it; returns how many runs failed, and keeps each run's wall time. */
+async function bareRuns(walls: number[]): Promise<number> {
+  let failed = 0;
   await runConcurrently(RUNS, CONCURRENCY, async () => {
+    const t0 = performance.now();
     const code = await new Promise<number | null>((resolve, reject) => {
       const child = spawn('ansible-playbook', ['-i', INVENTORY, '-e', JSON.stringify(EXTRA_VARS), path.join(playbooksDir, PLAYBOOK)], {
         cwd: playbooksDir,
@@ -78,13 +97,14 @@ async function bareRuns(): Promise<number> {
       child.on('error', reject);
       child.on('close', resolve);
     });
+    walls.push(performance.now() - t0);
     if (code !== 0) failed += 1;
   });
   return failed;
 }
 
 /** Through opsledger: our worker with the real ansible runner; each task started as the API does. */
-async function opsledgerRuns(ctx: PipelineContext): Promise<number> {
+async function opsledgerRuns(ctx: PipelineContext, ids: string[]): Promise<number> {
   const worker = await startBenchWorker({
     ...benchWorkerBase(ctx),
     runner: createAnsibleRunner({ playbooksDir, outputTailLines: 50, gpuMemoryByPid }),
@@ -93,7 +113,6 @@ async function opsledgerRuns(ctx: PipelineContext): Promise<number> {
   });
   try {
     const runtime = taskRuntimeOf(worker.config);
-    const ids = taskIds(`bench-real-${ctx.stamp}`, RUNS);
     let failed = 0;
     await runConcurrently(RUNS, CONCURRENCY, async (i) => {
       await startTask(ctx.temporal, benchTask(ids[i]!, runtime, { playbook: PLAYBOOK, inventory: INVENTORY, extraVars: EXTRA_VARS }));
