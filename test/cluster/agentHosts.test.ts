@@ -93,7 +93,10 @@ const REPORT_S = 1;
     // holds now is final. The bound is wide: the completion rides a connection that was open
     // through the cut, and TCP's retransmissions back off to as much as two minutes apart (once,
     // on a loaded machine, none came within 60 s of the link's return).
-    expect(await eventually(async () => cut.completionOutcome(taskId), 180_000)).toMatch(/^(refused|abandoned)$/);
+    const outcome = await eventually(async () => cut.completionOutcome(taskId), 180_000).catch((err: Error) => {
+      throw new Error(`${err.message}; the cut agent's log ends:\n${cut.logTail(40)}`);
+    });
+    expect(outcome).toMatch(/^(refused|abandoned)$/);
     const after = await trail(cluster, apiUrl(), taskId);
     expect(after.filter((r) => FINAL.includes(r.status)).map((r) => [r.status, r.agent])).toEqual([['succeeded', rerun.agent]]);
     expect(rows.filter((r) => r.status === 'dispatched').map((r) => r.outcome.attempt)).toEqual([1, 2]);

@@ -20,6 +20,8 @@ export type AgentHost = {
   startWorker(extraEnv?: NodeJS.ProcessEnv): void;
   /** How the worker's last try to complete `taskId`'s activity ended, as its log says; undefined while it has not. */
   completionOutcome(taskId: string): CompletionOutcome | undefined;
+  /** The last `lines` lines of its worker's log, colour codes removed: what a failed wait shows. */
+  logTail(lines: number): string;
   cut(): void;
   restore(): void;
   close(): Promise<void>;
@@ -37,14 +39,15 @@ export type CompletionOutcome = 'refused' | 'abandoned';
  * network error carries none, so it is this worker's only activity that the caller knows of.
  */
 function completionOutcomeIn(log: string, taskId: string): CompletionOutcome | undefined {
-  const plain = log.replace(/\x1b\[[0-9;]*m/g, '');
-  for (const line of plain.split('\n')) {
+  for (const line of withoutColour(log).split('\n')) {
     if (line.includes('Network error while completing activity')) return 'abandoned';
     const token = /Activity not found on completion.*task_token=TaskToken\(([A-Za-z0-9+/=]+)\)/.exec(line)?.[1];
     if (token && Buffer.from(token, 'base64').includes(taskId)) return 'refused';
   }
   return undefined;
 }
+
+const withoutColour = (log: string) => log.replace(/\x1b\[[0-9;]*m/g, '');
 
 const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
 
@@ -107,6 +110,7 @@ export async function startAgentHost(cluster: TestCluster, agentId: string, inde
       fs.closeSync(log);
     },
     completionOutcome: (taskId) => completionOutcomeIn(fs.readFileSync(logFile, 'utf8'), taskId),
+    logTail: (lines) => withoutColour(fs.readFileSync(logFile, 'utf8')).trimEnd().split('\n').slice(-lines).join('\n'),
     cut: () => ip('link', 'set', hostEnd, 'down'),
     restore: () => ip('link', 'set', hostEnd, 'up'),
     async close() {
