@@ -20,6 +20,8 @@ export type AgentHost = {
   startWorker(extraEnv?: NodeJS.ProcessEnv): void;
   /** How the worker's last try to complete `taskId`'s activity ended, as its log says; undefined while it has not. */
   completionOutcome(taskId: string): CompletionOutcome | undefined;
+  /** Whether an ansible-playbook runs in its namespace. */
+  playbookRunning(): boolean;
   /** The last `lines` lines of its worker's log, colour codes removed: what a failed wait shows. */
   logTail(lines: number): string;
   cut(): void;
@@ -45,6 +47,15 @@ function completionOutcomeIn(log: string, taskId: string): CompletionOutcome | u
     if (token && Buffer.from(token, 'base64').includes(taskId)) return 'refused';
   }
   return undefined;
+}
+
+/** A process's command line, or '' once it is gone. */
+function commandLineOf(pid: string): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    return '';
+  }
 }
 
 const withoutColour = (log: string) => log.replace(/\x1b\[[0-9;]*m/g, '');
@@ -110,6 +121,11 @@ export async function startAgentHost(cluster: TestCluster, agentId: string, inde
       fs.closeSync(log);
     },
     completionOutcome: (taskId) => completionOutcomeIn(fs.readFileSync(logFile, 'utf8'), taskId),
+    playbookRunning: () =>
+      execFileSync('ip', ['netns', 'pids', netns], { encoding: 'utf8' })
+        .split('\n')
+        .filter(Boolean)
+        .some((pid) => commandLineOf(pid).includes('ansible-playbook')),
     logTail: (lines) => withoutColour(fs.readFileSync(logFile, 'utf8')).trimEnd().split('\n').slice(-lines).join('\n'),
     cut: () => ip('link', 'set', hostEnd, 'down'),
     restore: () => ip('link', 'set', hostEnd, 'up'),
