@@ -8,6 +8,7 @@ import { dropAppLogin } from '../../src/db/appLogin';
 import { databaseUrl, dropDatabase } from '../../src/db/databases';
 import { opsledger, type CliResult } from '../support/cli';
 import { api, eventually } from '../support/stack';
+import { removeDataDir } from '../support/dataDir';
 
 /** Up to 20 minutes: the first run on a machine builds the Temporal server, its sql tool and the Web UI server. */
 export const CLUSTER_UP_TIMEOUT_MS = 20 * 60_000;
@@ -58,7 +59,7 @@ export async function startTestCluster(opts: { agents: number; apis: number; env
     const down = await opsledger(['cluster', 'down'], env, 120_000);
     if (down.code !== 0) process.stderr.write(`cluster down failed:\n${down.stderr}\n`);
     if (serverUrl) await dropEverything(databaseUrl(serverUrl, 'postgres'), id);
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeDataDir(dir);
   };
   const first = await up();
   if (first.code !== 0) {
