@@ -8,7 +8,7 @@ import { startTask } from '../../src/temporal/client';
 import type { taskWorkflow } from '../../workflows';
 import { cpuBetween, describeCpu, totalMs, type CpuTotals } from '../support/cpu';
 import { benchWorkerBase, cpuOf, type PipelineContext, type Verdicts } from '../support/pipelineContext';
-import { stepTimings } from '../support/history';
+import { stepLines, stepTimings } from '../support/history';
 import { ms, verdict } from '../support/stats';
 import { benchTask, taskIds } from '../support/tasks';
 import { runConcurrently, within } from '../support/wait';
@@ -74,13 +74,10 @@ async function measureSide(ctx: PipelineContext, name: string, runAll: () => Pro
  * playbook's own wall time plus the runner's), and the engine around it.
  */
 async function reportWhereTimeGoes(ctx: PipelineContext, ourIds: string[], bareWalls: number[]): Promise<void> {
-  const mean = (values: number[]) => values.reduce((sum, v) => sum + v, 0) / values.length;
+  const meanWall = bareWalls.reduce((sum, v) => sum + v, 0) / bareWalls.length;
   console.log(`  where a run's time goes (mean of ${ourIds.length}; wait = scheduled -> picked up, run = picked up -> completed):`);
-  console.log(`    ${'bare ansible-playbook'.padEnd(28)} ${ms(mean(bareWalls))}`);
-  for (const [step, { wait, run }] of await stepTimings(ctx.temporal, ourIds)) {
-    const times = step === 'whole task' ? ms(mean(run)) : `${(wait.length / ourIds.length).toFixed(0)}x a run, wait ${ms(mean(wait))}, run ${ms(mean(run))}`;
-    console.log(`    ${`ours: ${step}`.padEnd(28)} ${times}`);
-  }
+  console.log(`    ${'bare ansible-playbook'.padEnd(28)} ${ms(meanWall)}`);
+  for (const line of stepLines(await stepTimings(ctx.temporal, ourIds), ourIds.length, 'run', 'ours: ')) console.log(`    ${line}`);
 }
 
 /** Bare: ansible-playbook itself, with the settings our runner gives it; returns how many runs failed, and keeps each run's wall time. */

@@ -4,7 +4,7 @@ import type { taskWorkflow } from '../../workflows';
 import type { TaskRuntime } from '../../contracts';
 import { BARE_ACTIVITIES, bareWorkflow } from '../baseline/workflows';
 import { cpuBetween, describeCpu, totalMs, type CpuTotals } from '../support/cpu';
-import { historyShape, stepTimings, type HistoryShape } from '../support/history';
+import { historyShape, stepLines, stepTimings, type HistoryShape } from '../support/history';
 import { transactionsCommitted } from '../support/ledgerReads';
 import { benchWorkerBase, cpuOf, STARTERS, type PipelineContext, type Verdicts } from '../support/pipelineContext';
 import { ms, verdict } from '../support/stats';
@@ -141,16 +141,11 @@ async function reportSteps(ctx: PipelineContext, run: ThroughputRun): Promise<vo
   const every = Math.max(1, Math.floor(run.taskIds.length / TIMING_SAMPLE));
   const sample = run.taskIds.filter((_, i) => i % every === 0).slice(0, TIMING_SAMPLE);
   const steps = await stepTimings(ctx.temporal, sample);
-  const mean = (values: number[]) => values.reduce((sum, v) => sum + v, 0) / values.length;
   console.log(
     `  ${run.side}, where a task's time goes (mean of ${sample.length} tasks of its last run;` +
       ' wait = scheduled -> picked up by a worker, run = picked up -> completed):',
   );
-  for (const [step, { wait, run: ran }] of steps) {
-    const perTask = wait.length / sample.length;
-    const times = step === 'whole task' ? `${ms(mean(ran))}` : `${perTask.toFixed(0)}x a task, wait ${ms(mean(wait))}, run ${ms(mean(ran))}`;
-    console.log(`    ${step.padEnd(28)} ${times}`);
-  }
+  for (const line of stepLines(steps, sample.length, 'task')) console.log(`    ${line}`);
 }
 
 /** Ours starts like the API does (startTask: search attributes, id reuse policy). */

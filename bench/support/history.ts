@@ -1,5 +1,6 @@
 import type { Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
+import { ms } from './stats';
 
 const { EventType, TimeoutType } = temporal.api.enums.v1;
 
@@ -123,4 +124,16 @@ export async function stepTimings(client: Client, workflowIds: string[]): Promis
     add('whole task', 0, last - first);
   }
   return steps;
+}
+
+/**
+ * One line a step, `label` before its name: how many times it ran a `unit` of `count`, its mean
+ * wait to be picked up and its mean run; for the whole task, its mean length.
+ */
+export function stepLines(steps: StepTimings, count: number, unit: string, label = ''): string[] {
+  const mean = (values: number[]) => values.reduce((sum, v) => sum + v, 0) / values.length;
+  return [...steps].map(([step, { wait, run }]) => {
+    const times = step === 'whole task' ? ms(mean(run)) : `${(wait.length / count).toFixed(0)}x a ${unit}, wait ${ms(mean(wait))}, run ${ms(mean(run))}`;
+    return `${`${label}${step}`.padEnd(28)} ${times}`;
+  });
 }

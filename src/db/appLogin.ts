@@ -38,11 +38,16 @@ export async function ensureAppLogin(adminUrl: string, login: AppLogin): Promise
 }
 
 /** Drops the app login of `database` (once nothing of that database is left to use it): roles outlive the databases they were made for. */
-export async function dropAppLogin(adminUrl: string, database: string): Promise<void> {
+export function dropAppLogin(adminUrl: string, database: string): Promise<void> {
+  return dropLogin(adminUrl, appLoginUser(database));
+}
+
+/** Drops the login `user`, if there is one. */
+export async function dropLogin(adminUrl: string, user: string): Promise<void> {
   const client = new Client({ connectionString: adminUrl, application_name: 'opsledger-setup' });
   await client.connect();
   try {
-    await client.query(`DROP ROLE IF EXISTS ${client.escapeIdentifier(appLoginUser(database))}`);
+    await client.query(`DROP ROLE IF EXISTS ${client.escapeIdentifier(user)}`);
   } finally {
     await client.end();
   }

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { appLoginUser, loginUrl } from '../../src/db/appLogin';
 import { projectRoot } from '../../src/paths';
 import type { TestCluster } from './harness';
+import { commandLineOf } from '../support/processes';
 
 /**
  * An agent as a host of its own: a network namespace joined to this one by a veth pair, with an
@@ -47,15 +48,6 @@ function completionOutcomeIn(log: string, taskId: string): CompletionOutcome | u
     if (token && Buffer.from(token, 'base64').includes(taskId)) return 'refused';
   }
   return undefined;
-}
-
-/** A process's command line, or '' once it is gone. */
-function commandLineOf(pid: string): string {
-  try {
-    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-  } catch {
-    return '';
-  }
 }
 
 const withoutColour = (log: string) => log.replace(/\x1b\[[0-9;]*m/g, '');

@@ -3,8 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { Client } from 'pg';
-import { ensureAppLogin, loginUrl, type AppLogin } from '../../src/db/appLogin';
+import { dropLogin, ensureAppLogin, loginUrl, type AppLogin } from '../../src/db/appLogin';
 import { databaseUrl, ensureDatabase } from '../../src/db/databases';
 import { startEmbeddedPostgres } from '../../src/db/embeddedPostgres';
 import { migrate } from '../../src/db/migrate';
@@ -47,6 +46,7 @@ export default async function globalSetup(): Promise<void> {
   // Roles are the whole server's, and test runs share one: each run makes a login of its own.
   const appLogin: AppLogin = { user: `${database}_app`, password: crypto.randomBytes(18).toString('base64url'), role: 'opsledger_app' };
   await ensureAppLogin(ownerUrl, appLogin);
+  // The login holds no grant of its own, so it drops once its sessions' database is gone.
   services.stops.push(() => dropLogin(adminUrl, appLogin.user));
 
   const cli = await ensureTemporalCli(process.env.TEMPORAL_CLI);
@@ -77,15 +77,4 @@ export default async function globalSetup(): Promise<void> {
   process.env[TEST_ENV.workflowBundle] = bundlePath;
   process.env[TEST_ENV.temporalCli] = cli;
   process.env.LOG_LEVEL ??= 'warn';
-}
-
-/** The login holds no grant of its own, so it drops once its sessions' database is gone. */
-async function dropLogin(adminUrl: string, user: string): Promise<void> {
-  const client = new Client({ connectionString: adminUrl });
-  await client.connect();
-  try {
-    await client.query(`DROP ROLE IF EXISTS ${client.escapeIdentifier(user)}`);
-  } finally {
-    await client.end();
-  }
 }

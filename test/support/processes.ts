@@ -5,12 +5,15 @@ export function pidsRunning(needle: string): number[] {
   return fs
     .readdirSync('/proc')
     .filter((p) => /^\d+$/.test(p))
-    .filter((p) => {
-      try {
-        return fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').join(' ').includes(needle);
-      } catch {
-        return false;
-      }
-    })
+    .filter((p) => commandLineOf(p).includes(needle))
     .map(Number);
+}
+
+/** A process's command line, its arguments joined by spaces, or '' once it is gone. */
+export function commandLineOf(pid: string | number): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
+  } catch {
+    return '';
+  }
 }
