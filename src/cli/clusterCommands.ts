@@ -2,7 +2,8 @@ import type { Command } from 'commander';
 import { clusterDown, clusterUp } from '../cluster/cluster';
 import { loadClusterSettings } from '../cluster/settings';
 import { stateFile } from '../cluster/state';
-import { ensureTemporalServer, ensureTemporalSqlTool, ensureTemporalUiServer } from '../cluster/temporalServer';
+import { ensureTemporalServer, ensureTemporalSqlTool } from '../cluster/temporalServer';
+import { ensureTemporalUiServer } from '../cluster/temporalUi';
 import { loadConfig } from '../config';
 
 export function registerClusterCommands(program: Command): void {

@@ -16,14 +16,13 @@ import {
   ensureNamespace,
   ensureTemporalServer,
   ensureTemporalSqlTool,
-  ensureTemporalUiServer,
   setupTemporalSchemas,
   spawnTemporalServer,
   untilServing,
   writeServerConfig,
   type TemporalPorts,
 } from './temporalServer';
-import { spawnTemporalUi, uiUrlOn } from './temporalUi';
+import { ensureTemporalUiServer, spawnTemporalUi, uiUrlOn } from './temporalUi';
 
 export type ClusterUp = { state: ClusterState; adminToken: string; apiUrls: string[]; uiUrl?: string; started: string[]; stopped: string[] };
 

@@ -32,19 +32,6 @@ export const TEMPORAL_SQL_TOOL: GoTool = {
   searchPathAndGoBin: false,
 };
 
-/** The Web UI server at compose's image version (temporalio/ui:2.42.1 is built from ui-server v2.42.1). */
-const TEMPORAL_UI_VERSION = 'v2.42.1';
-
-export const TEMPORAL_UI_SERVER: GoTool = {
-  label: 'Temporal Web UI server',
-  name: 'ui-server',
-  binary: 'server',
-  module: 'github.com/temporalio/ui-server/v2/cmd/server',
-  versions: [TEMPORAL_UI_VERSION],
-  variable: 'TEMPORAL_UI_SERVER',
-  searchPathAndGoBin: false,
-};
-
 /** Where the server finds PostgreSQL: `serverUrl` (its `postgres` database) is the one login for both of its databases. */
 export type TemporalDatabases = { serverUrl: string; history: string; visibility: string };
 
@@ -248,8 +235,4 @@ export function ensureTemporalServer(explicit?: string): Promise<string> {
 
 export function ensureTemporalSqlTool(explicit?: string): Promise<string> {
   return ensureGoTool(TEMPORAL_SQL_TOOL, explicit);
-}
-
-export function ensureTemporalUiServer(explicit?: string): Promise<string> {
-  return ensureGoTool(TEMPORAL_UI_SERVER, explicit);
 }

@@ -1,6 +1,24 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { ensureGoTool, type GoTool } from '../temporal/goTools';
 import { spawnDetached } from './processes';
+
+/** The Web UI server at compose's image version (temporalio/ui:2.42.1 is built from ui-server v2.42.1). */
+const TEMPORAL_UI_VERSION = 'v2.42.1';
+
+export const TEMPORAL_UI_SERVER: GoTool = {
+  label: 'Temporal Web UI server',
+  name: 'ui-server',
+  binary: 'server',
+  module: 'github.com/temporalio/ui-server/v2/cmd/server',
+  versions: [TEMPORAL_UI_VERSION],
+  variable: 'TEMPORAL_UI_SERVER',
+  searchPathAndGoBin: false,
+};
+
+export function ensureTemporalUiServer(explicit?: string): Promise<string> {
+  return ensureGoTool(TEMPORAL_UI_SERVER, explicit);
+}
 
 /**
  * The Web UI server's config file: the settings of the temporalio/ui image's config/docker.yaml
