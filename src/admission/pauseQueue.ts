@@ -18,6 +18,14 @@ type Standing = {
   agents: AgentCapacity[];
 };
 
+/** A reservation with its agent's queue and load, as grantOf and standingOf read it (null columns: none). */
+type GrantRow = { agent_id: string | null; task_queue: string | null; load_pct: string | null; overridden: boolean | null };
+
+function toGrant(r: GrantRow | undefined): CapacityGrant | undefined {
+  if (!r?.agent_id || !r.task_queue) return undefined;
+  return { agentId: r.agent_id, taskQueue: r.task_queue, loadPctAtDispatch: Number(r.load_pct), overridden: r.overridden ?? false };
+}
+
 // A task's reservation on an agent ($1 task, $2 agent, $3-$5 needs, $6 overridden), made or moved.
 const RESERVE_SQL = `INSERT INTO reservations (task_id, agent_id, cpu, memory_mb, gpu_vram_mb, overridden)
        VALUES ($1, $2, $3, $4, $5, $6)
@@ -92,13 +100,12 @@ export function createPauseQueue(db: Db, settings: AdmissionSettings) {
   };
 
   const grantOf = async (client: PoolClient, taskId: string): Promise<CapacityGrant | undefined> => {
-    const { rows } = await client.query<{ agent_id: string; task_queue: string; load_pct: string; overridden: boolean }>(
+    const { rows } = await client.query<GrantRow>(
       `SELECT r.agent_id, a.task_queue, a.load_pct, r.overridden
          FROM reservations r JOIN agents a ON a.agent_id = r.agent_id WHERE r.task_id = $1`,
       [taskId],
     );
-    const r = rows[0];
-    return r && { agentId: r.agent_id, taskQueue: r.task_queue, loadPctAtDispatch: Number(r.load_pct), overridden: r.overridden };
+    return toGrant(rows[0]);
   };
 
   const position = async (client: PoolClient, taskId: string, pool: string): Promise<number> => {
@@ -120,10 +127,9 @@ export function createPauseQueue(db: Db, settings: AdmissionSettings) {
    * the bench's tasks spent most of their time queued on it.
    */
   const standingOf = async (client: PoolClient, request: AdmissionRequest, question?: AdmissionQuestion): Promise<Standing> => {
-    const { rows } = await client.query<{
-      kept: Admission | null; agent_id: string | null; task_queue: string | null; load_pct: string | null;
-      overridden: boolean | null; others_wait: boolean; queued: boolean; held: boolean; agents: LiveAgentRow[];
-    }>(
+    const { rows } = await client.query<
+      GrantRow & { kept: Admission | null; others_wait: boolean; queued: boolean; held: boolean; agents: LiveAgentRow[] }
+    >(
       `SELECT (SELECT answer FROM admission_answers WHERE task_id = $2 AND run_id = $3 AND ask = $4) AS kept,
               r.agent_id, a.task_queue, a.load_pct, r.overridden,
               EXISTS (SELECT 1 FROM pause_queue WHERE pool = $1 AND task_id <> $2) AS others_wait,
@@ -136,11 +142,13 @@ export function createPauseQueue(db: Db, settings: AdmissionSettings) {
       [request.pool, request.taskId, question?.runId ?? null, question?.ask ?? null, settings.agentMaxAgeS],
     );
     const r = rows[0]!;
-    const grant = r.agent_id === null || r.task_queue === null
-      ? undefined
-      : { agentId: r.agent_id, taskQueue: r.task_queue, loadPctAtDispatch: Number(r.load_pct), overridden: r.overridden ?? false };
     return {
-      kept: r.kept ?? undefined, grant, othersWait: r.others_wait, queued: r.queued, held: r.held, agents: r.agents.map(toAgentCapacity),
+      kept: r.kept ?? undefined,
+      grant: toGrant(r),
+      othersWait: r.others_wait,
+      queued: r.queued,
+      held: r.held,
+      agents: r.agents.map(toAgentCapacity),
     };
   };
 
