@@ -16,19 +16,16 @@ const REPORT_S = 1;
   const hosts: AgentHost[] = [];
   const uid = (name: string) => `${name}-${Date.now()}-${Math.random().toString(36).slice(2, 6)}`;
   const apiUrl = () => cluster.apiUrls[0]!;
+  let temporalConnection: Connection | undefined;
   /** Whether `agentId`'s worker has polled its own task queue since `since` (epoch ms): its link to Temporal is back. */
   const polledSince = async (agentId: string, since: number) => {
-    const connection = await Connection.connect({ address: cluster.state().temporalAddress });
-    try {
-      const { pollers } = await connection.workflowService.describeTaskQueue({
-        namespace: 'default',
-        taskQueue: { name: agentTaskQueue(loadConfig({ ...cluster.env, OPSLEDGER_AGENT_ID: agentId })) },
-        taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
-      });
-      return (pollers ?? []).some((poller) => (optionalTsToMs(poller.lastAccessTime) ?? 0) > since);
-    } finally {
-      await connection.close();
-    }
+    temporalConnection ??= await Connection.connect({ address: cluster.state().temporalAddress });
+    const { pollers } = await temporalConnection.workflowService.describeTaskQueue({
+      namespace: 'default',
+      taskQueue: { name: agentTaskQueue(loadConfig({ ...cluster.env, OPSLEDGER_AGENT_ID: agentId })) },
+      taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+    });
+    return (pollers ?? []).some((poller) => (optionalTsToMs(poller.lastAccessTime) ?? 0) > since);
   };
   const liveAgents = async () =>
     ((await cluster.call(apiUrl(), 'GET', '/api/v1/agents')).json?.agents ?? []).filter((a: { live: boolean }) => a.live).map((a: { agentId: string }) => a.agentId) as string[];
@@ -47,6 +44,7 @@ const REPORT_S = 1;
     hosts[0]!.startWorker({ OPSLEDGER_AGENT_REPORT_S: '0' });
   }, CLUSTER_UP_TIMEOUT_MS + 120_000);
   afterAll(async () => {
+    await temporalConnection?.close();
     for (const host of hosts) await host.close();
     await cluster?.close();
   }, 180_000);
