@@ -4,7 +4,8 @@ import type { LedgerRepository } from '../src/ledger/repository';
 import { OpsError, SecretsUnavailableError } from '../src/errors';
 import { rowOfRecord } from './actorOfRecord';
 import { unsealSecrets } from '../src/secrets';
-import type { LedgerEntry, PlaybookProgress, PlaybookRun } from '../contracts';
+import { dispatchedFields } from '../contracts/dispatchedRow';
+import type { AdmissionAnswer, AdmissionQuestion, AdmissionRequest, LedgerEntry, PlaybookProgress, PlaybookRun } from '../contracts';
 import { createAdmissionActivities } from './admission';
 import type { PlaybookRequest, PlaybookRunner } from './ansibleRunner';
 
@@ -35,15 +36,30 @@ export function createActivities(deps: ActivityDeps) {
       : { seconds: null, source: 'no plan estimate and no past runs' };
   };
 
+  /** The `dispatched` row and the run's duration estimate in one call: the append is idempotent, the estimate a read. */
+  const recordDispatched = async (entry: LedgerEntry, task: DurationQuestion): Promise<DurationEstimate> => {
+    await recordDecision(entry);
+    return estimateDuration(task);
+  };
+
   return {
     ...createAdmissionActivities(deps.admission),
     recordDecision,
     estimateDuration,
+    recordDispatched,
 
-    /** The `dispatched` row and the run's duration estimate in one call: the append is idempotent, the estimate a read. */
-    async recordDispatched(entry: LedgerEntry, task: DurationQuestion): Promise<DurationEstimate> {
-      await recordDecision(entry);
-      return estimateDuration(task);
+    /**
+     * A task's first step: its `queued` row, its first admission and, admitted at once, its
+     * `dispatched` row and estimate. Each part is safe to repeat (a row by its (taskId, runId, seq),
+     * the admission by its kept answer), so a retried step, or one run again after its workflow
+     * task was lost, leaves the same rows and gives the same answer.
+     */
+    async enterTask(first: FirstStep): Promise<FirstStepResult> {
+      await recordDecision(first.queued);
+      const answer = await deps.admission.admitOnce(first.request, first.question);
+      if (!answer.admitted) return { answer };
+      const estimate = await recordDispatched({ ...first.dispatched, ...dispatchedFields(answer, 1) }, first.task);
+      return { answer, estimate };
     },
 
     /**
@@ -91,6 +107,18 @@ export function createActivities(deps: ActivityDeps) {
 export type Activities = ReturnType<typeof createActivities>;
 
 export type DurationEstimate = { seconds: number | null; source: string };
+
+/** What a task's first step writes and asks; `dispatched` is the row's common part, should it be admitted. */
+export type FirstStep = {
+  queued: LedgerEntry;
+  request: AdmissionRequest;
+  question: AdmissionQuestion;
+  dispatched: Omit<LedgerEntry, 'agent' | 'outcome'>;
+  task: DurationQuestion;
+};
+
+/** The first admission's answer and, admitted, the estimate of the run its `dispatched` row begins. */
+export type FirstStepResult = { answer: AdmissionAnswer; estimate?: DurationEstimate };
 
 /** What the estimate is asked about: the intent (action and services) and the plan's own figure. */
 export type DurationQuestion = { action: string; services: string[]; planned?: number };

@@ -9,6 +9,7 @@ export * from './agents';
 export * from './audit';
 export * from './commandRules';
 export * from './commands';
+export * from './dispatchedRow';
 export * from './intent';
 export * from './ledger';
 export * from './page';

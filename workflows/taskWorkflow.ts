@@ -13,7 +13,7 @@ import {
   type ActivityOptions,
 } from '@temporalio/workflow';
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
-import type { Activities, DurationEstimate } from '../activities';
+import type { Activities, DurationEstimate, DurationQuestion } from '../activities';
 import type {
   ActorClaim,
   Admission,
@@ -32,6 +32,7 @@ import type {
   TaskWorkflowInput,
 } from '../contracts';
 import { checkCommand, THROUGH_TEMPORAL } from '../contracts/commandRules';
+import { dispatchedFields } from '../contracts/dispatchedRow';
 import { inferIntents } from '../contracts/intent';
 import { OpsAgent, OpsStatus } from '../contracts/searchAttributes';
 import { activityFailureClass, classifyRun, failureMessage } from './failureClasses';
@@ -97,6 +98,13 @@ export const LOCAL_POSTGRES_STEPS_PATCH = 'local-postgres-steps';
  */
 export const LOCAL_ADMISSION_PATCH = 'local-admission';
 
+/**
+ * Runs started since this patch write the `queued` row, ask admission and, admitted at once, write
+ * the `dispatched` row in one local step (`enterTask`), and take every step of LOCAL_ADMISSION_PATCH
+ * as well.
+ */
+export const ONE_FIRST_STEP_PATCH = 'one-first-step';
+
 export interface TaskResult {
   taskId: string;
   status: TaskStatus;
@@ -112,8 +120,16 @@ type Command =
   | { kind: 'override'; caller: Caller; agentId?: string }
   | { kind: 'cancel'; caller: Caller; reason?: string };
 
-/** Where the task runs, and who sent it there (the `dispatched` row's actor). */
-type Dispatch = { grant: CapacityGrant; caller: Caller };
+/**
+ * Where the task runs, and who sent it there (the `dispatched` row's actor); `recorded` is the
+ * run's estimate when the first step has already written the `dispatched` row.
+ */
+type Dispatch = { grant: CapacityGrant; caller: Caller; recorded?: DurationEstimate };
+
+/** Why admission let a task wait. */
+type Waiting = Extract<AdmissionAnswer, { admitted: false }>;
+
+type RowFields = Partial<LedgerEntry> & Pick<LedgerEntry, 'actor'>;
 
 /** An operator command that is valid but cannot be carried out now (an override with no live agent). */
 class CommandRefused extends Error {}
@@ -160,6 +176,8 @@ class TaskRun {
   private steps: PostgresSteps = remoteSteps;
   /** Whether this run asks admission locally; decided once, at its start. */
   private localAdmission = false;
+  /** Whether this run's first step also asks admission; decided once, at its start. */
+  private oneFirstStep = false;
   /** Admission questions asked so far, each with its number. */
   private asks = 0;
   /** The final row's step already freed the reservation and queue row. */
@@ -218,19 +236,21 @@ class TaskRun {
 
   async execute(): Promise<TaskResult> {
     // A new run records only the newest patch: each patch costs a marker and an upsert in history.
-    // A run that began between the two patches has the older marker alone, and replays with it.
-    this.localAdmission = patched(LOCAL_ADMISSION_PATCH);
+    // A run that began between two patches has the older marker alone, and replays with it.
+    this.oneFirstStep = patched(ONE_FIRST_STEP_PATCH);
+    this.localAdmission = this.oneFirstStep || patched(LOCAL_ADMISSION_PATCH);
     this.local = this.localAdmission || patched(LOCAL_POSTGRES_STEPS_PATCH);
     if (this.local) this.steps = localSteps;
     const { requestedBy } = this.input;
-    await this.record('queued', {
-      ...attributed(this.submitter()),
-      plan: planOf(this.input),
-      ...(requestedBy === undefined ? {} : { outcome: { requestedBy } }),
-    });
     try {
+      let entered = await this.enter({
+        ...attributed(this.submitter()),
+        plan: planOf(this.input),
+        ...(requestedBy === undefined ? {} : { outcome: { requestedBy } }),
+      });
       for (;;) {
-        const next = await this.waitForAgent();
+        const next = entered && 'grant' in entered ? entered : await this.waitForAgent(entered);
+        entered = undefined;
         if (!('grant' in next)) return next;
         const outcome = await this.dispatch(next);
         if (outcome) return outcome;
@@ -256,13 +276,43 @@ class TaskRun {
   }
 
   /**
+   * The `queued` row. Since ONE_FIRST_STEP_PATCH one local step also asks admission and, admitted
+   * at once, writes the `dispatched` row: one step in the task's first workflow task instead of
+   * three. An Update that came with the start is carried out before admission is asked, as it
+   * always was, so then the row goes alone. Not cancellable: the step may write the `dispatched`
+   * row at the seq after `queued`, which a cancel recorded meanwhile would take.
+   */
+  private async enter(queued: RowFields): Promise<Dispatch | Waiting | undefined> {
+    if (!this.oneFirstStep || this.commands.length > 0) {
+      await this.record('queued', queued);
+      return undefined;
+    }
+    const queuedRow = this.nextRow('queued', queued);
+    const dispatchedRow = this.rowAt(this.seq + 1, 'dispatched', { actor: 'dispatcher' });
+    this.asks += 1;
+    const { answer, estimate } = await CancellationScope.nonCancellable(() =>
+      local.enterTask({
+        queued: queuedRow,
+        request: this.admissionRequest(),
+        question: { runId: workflowInfo().runId, ask: this.asks },
+        dispatched: dispatchedRow,
+        task: this.durationQuestion(),
+      }),
+    );
+    if (!answer.admitted) return answer;
+    this.seq = dispatchedRow.seq;
+    this.lastRecorded = 'dispatched';
+    return { grant: answer, caller: { actor: 'dispatcher' }, recorded: estimate };
+  }
+
+  /**
    * Waits before dispatch, in queue order, until admitted, overridden or cancelled. Only admission
    * (or an override, which reserves) places the task: it dispatches where a reservation stands.
    * A wait lasts at most maxWaitS, counted from when it began (submit, or a run lost to
    * infrastructure); the clock does not fire while an operator holds the task, and a task resumed
    * past its deadline is asked about once more, then fails `resource_constraint`.
    */
-  private async waitForAgent(): Promise<Dispatch | TaskResult> {
+  private async waitForAgent(firstAnswer?: Waiting): Promise<Dispatch | TaskResult> {
     // Back from a lost run too: whatever was granted before is no reason to dispatch now.
     this.askAdmission = true;
     let recordedWait: string | undefined;
@@ -280,7 +330,7 @@ class TaskRun {
       }
       if (this.askAdmission && !this.held) {
         this.askAdmission = false;
-        const admission = await this.askAdmissionOnce();
+        const admission = firstAnswer ?? (await this.askAdmissionOnce());
         if (admission.admitted) return this.resumedByDispatcher(admission);
         lastShortfall = admission.shortfall ?? lastShortfall ?? admission.reason;
         const waitKey = `${admission.reason}|${admission.shortfall}`;
@@ -296,6 +346,8 @@ class TaskRun {
         // that was lost, so the task asks once more instead of waiting for a wake-up already spent.
         if (admission.replayed) this.askAdmission = true;
       }
+      // Past the first pass the first step's answer is stale: a hold carried out before it, then a resume, asks anew.
+      firstAnswer = undefined;
       const woken = () => this.commands.length > 0 || (this.askAdmission && !this.held);
       if (deadline === undefined || this.held) {
         await condition(woken);
@@ -380,10 +432,11 @@ class TaskRun {
   }
 
   /** Runs the playbook on the granted agent; undefined means "lost to infrastructure, admit again". */
-  private async dispatch({ grant, caller }: Dispatch): Promise<TaskResult | undefined> {
+  private async dispatch(next: Dispatch): Promise<TaskResult | undefined> {
+    const { grant } = next;
     this.phase = 'execution';
     this.state.attempt += 1;
-    const estimate = await this.recordDispatched({ grant, caller });
+    const estimate = await this.recordDispatched(next);
 
     const { runPlaybook } = proxyActivities<Activities>({
       taskQueue: grant.taskQueue,
@@ -450,31 +503,21 @@ class TaskRun {
   /**
    * The `dispatched` row, then running, with the duration estimate in between. Since the patch one
    * local step writes the row and estimates, so no workflow task ends before `running` and one
-   * upsert says both the agent and `running`.
+   * upsert says both the agent and `running`; a first step that admitted has written it already.
    */
-  private async recordDispatched({ grant, caller }: Dispatch): Promise<DurationEstimate> {
-    const fields = {
-      agent: grant.agentId,
-      ...attributed(caller),
-      outcome: {
-        attempt: this.state.attempt,
-        loadPctAtDispatch: grant.loadPctAtDispatch,
-        overridden: grant.overridden,
-        ...(this.lostRun ? { previousAttemptLost: this.lostRun } : {}),
-      },
-    };
-    const task = { action: this.input.action, services: this.input.services, planned: this.input.plan?.estimatedDurationS };
+  private async recordDispatched({ grant, caller, recorded }: Dispatch): Promise<DurationEstimate> {
+    const fields = () => ({ ...dispatchedFields(grant, this.state.attempt, this.lostRun), ...attributed(caller) });
     const agent: SearchAttributeUpdatePair = { key: OpsAgent, value: grant.agentId };
     if (!this.local) {
-      await this.record('dispatched', fields);
+      await this.record('dispatched', fields());
       this.dispatchedTo(grant.agentId);
       upsertSearchAttributes([agent]);
       this.setStatus('dispatched');
-      const estimate = await this.steps.estimateDuration(task);
+      const estimate = await this.steps.estimateDuration(this.durationQuestion());
       this.setStatus('running');
       return estimate;
     }
-    const estimate = await this.record('dispatched', fields, (entry) => this.steps.recordDispatched(entry, task));
+    const estimate = recorded ?? (await this.record('dispatched', fields(), (entry) => this.steps.recordDispatched(entry, this.durationQuestion())));
     this.dispatchedTo(grant.agentId);
     this.setStatus('running', [agent]);
     return estimate;
@@ -568,6 +611,10 @@ class TaskRun {
     this.setStatus('paused');
   }
 
+  private durationQuestion(): DurationQuestion {
+    return { action: this.input.action, services: this.input.services, planned: this.input.plan?.estimatedDurationS };
+  }
+
   private admissionRequest(): AdmissionRequest {
     return { taskId: this.input.taskId, pool: this.input.runtime.pool, priority: this.input.priority, needs: this.input.requirements };
   }
@@ -583,20 +630,21 @@ class TaskRun {
   /** Appends the next row of this run, through `step` (the plain append unless one does more with it). */
   private async record<T = void>(
     status: TaskStatus,
-    fields: Partial<LedgerEntry> & Pick<LedgerEntry, 'actor'>,
+    fields: RowFields,
     step: (entry: LedgerEntry) => Promise<T> = (entry) => this.steps.recordDecision(entry) as Promise<T>,
   ): Promise<T> {
+    return step(this.nextRow(status, fields));
+  }
+
+  /** The next row of this run, counted as recorded. */
+  private nextRow(status: TaskStatus, fields: RowFields): LedgerEntry {
     this.seq += 1;
     this.lastRecorded = status;
-    return step({
-      taskId: this.input.taskId,
-      runId: workflowInfo().runId,
-      seq: this.seq,
-      status,
-      action: this.input.action,
-      services: this.input.services,
-      ...fields,
-    });
+    return this.rowAt(this.seq, status, fields);
+  }
+
+  private rowAt(seq: number, status: TaskStatus, fields: RowFields): LedgerEntry {
+    return { taskId: this.input.taskId, runId: workflowInfo().runId, seq, status, action: this.input.action, services: this.input.services, ...fields };
   }
 }
 

@@ -1,4 +1,6 @@
+import { createActivities, type FirstStep } from '../../activities';
 import { createAdmissionRepository } from '../../src/admission/repository';
+import { createLedgerRepository } from '../../src/ledger/repository';
 import type { AdmissionRequest } from '../../contracts';
 import { api, eventually, reportCapacity, startTestStack, type TestStack } from '../support/stack';
 import type { TrailRow } from '../support/trail';
@@ -56,6 +58,55 @@ describe('admission asked locally: one answer per question', () => {
     const left = await stack.db.query('SELECT ask FROM admission_answers WHERE task_id = $1', [request.taskId]);
     expect(left).toEqual([]);
     expect(await stack.db.query('SELECT task_id FROM reservations WHERE task_id = $1', [request.taskId])).toEqual([]);
+  });
+
+  test("a task's first step, run again as after a lost workflow task, writes its rows once and answers as it did", async () => {
+    const pool = uid('first-step');
+    const admission = createAdmissionRepository(stack.db, { agentMaxAgeS: 600, loadThresholdPct: 80 });
+    const activities = createActivities({ ledger: createLedgerRepository(stack.db), admission, runner: undefined as never, playbookTimeoutS: 1 });
+    const report = (memoryFreeMb: number) =>
+      admission.heartbeat({
+        agentId: `${pool}-agent`, pool, taskQueue: `${pool}-agent`, labels: {},
+        cpuCores: 4, loadPct: 10, memoryTotalMb: 8192, memoryFreeMb, gpuVramTotalMb: null, gpuVramFreeMb: null,
+      });
+    const firstStep = (taskId: string): FirstStep => {
+      const row = { taskId, runId: 'run-a', action: 'deploy', services: ['kuma'] };
+      return {
+        queued: { ...row, seq: 1, status: 'queued', actor: 'temporal-cli' },
+        request: { taskId, pool, priority: 50, needs: { cpu: 1, memoryMb: 1000, gpuVramMb: 0 } },
+        question: { runId: 'run-a', ask: 1 },
+        dispatched: { ...row, seq: 2, status: 'dispatched', actor: 'dispatcher' },
+        task: { action: 'deploy', services: ['kuma'], planned: 7 },
+      };
+    };
+
+    await report(8192);
+    // Another suite's dispatch hold, one switch for every pool, makes a task wait: then a new one is tried.
+    const { admittedTask, admitted } = await eventually(async () => {
+      const taskId = uid('first-admitted');
+      const step = await activities.enterTask(firstStep(taskId));
+      if (step.answer.admitted) return { admittedTask: taskId, admitted: step };
+      await admission.ended(taskId);
+      return undefined;
+    });
+    expect(admitted).toEqual({
+      answer: { admitted: true, agentId: `${pool}-agent`, taskQueue: `${pool}-agent`, loadPctAtDispatch: 10, overridden: false },
+      estimate: { seconds: 7, source: 'plan' },
+    });
+    await report(100);
+    expect(await activities.enterTask(firstStep(admittedTask))).toEqual({ ...admitted, answer: { ...admitted.answer, replayed: true } });
+    const rows = await trail(admittedTask);
+    expect(rows.map((r) => `${r.status}:${r.actor}`)).toEqual(['queued:temporal-cli', 'dispatched:dispatcher']);
+    expect(rows[1]).toMatchObject({ agent: `${pool}-agent`, outcome: { attempt: 1, loadPctAtDispatch: 10, overridden: false } });
+
+    const waitingTask = uid('first-waiting');
+    const waiting = await activities.enterTask(firstStep(waitingTask));
+    expect(waiting).toEqual({ answer: expect.objectContaining({ admitted: false }) });
+    await report(8192);
+    expect(await activities.enterTask(firstStep(waitingTask))).toEqual({ answer: { ...waiting.answer, replayed: true } });
+    expect((await trail(waitingTask)).map((r) => r.status)).toEqual(['queued']);
+
+    for (const taskId of [admittedTask, waitingTask]) await admission.ended(taskId);
   });
 
   test('a kept answer that said "wait" makes the workflow ask once more, so a wake-up spent before it is not lost', async () => {

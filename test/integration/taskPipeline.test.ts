@@ -1,8 +1,11 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { WorkflowNotFoundError } from '@temporalio/client';
-import { OpsStatus } from '../../contracts';
+import { WithStartWorkflowOperation, WorkflowNotFoundError } from '@temporalio/client';
+import { OpsStatus, type TaskWorkflowInput } from '../../contracts';
+import { taskRuntimeOf } from '../../src/config';
+import { taskWorkflow } from '../../workflows';
+import { pauseUpdate } from '../../workflows/messages';
 import { api, eventually, startTestStack, TEST_TOKENS, type TestStack } from '../support/stack';
 import { someoneWaitsOnLockOf } from '../support/locks';
 import { expectRanOnce, IN_PROCESS_STACK_MAY_WAIT_FOR } from '../support/trail';
@@ -62,6 +65,25 @@ describe('task pipeline through the API, the dev server and ansible-playbook', (
     expect(state).toMatchObject({ taskId, status: 'succeeded', agent: stack.config.OPSLEDGER_AGENT_ID, attempt: 1 });
     expect(final.agent).toBe(stack.config.OPSLEDGER_AGENT_ID);
     expect(dispatched.outcome).toMatchObject({ attempt: 1, loadPctAtDispatch: 0, overridden: false });
+  });
+
+  test('a pause sent with the start is carried out before admission is asked: the task waits held, though its agent has room', async () => {
+    const taskId = `held-at-start-${Date.now()}`;
+    const input: TaskWorkflowInput = {
+      taskId, action: 'deploy', services: ['kuma'], playbook: 'ping.yml', inventory: 'localhost,', extraVars: {},
+      requirements: { cpu: 0.1, memoryMb: 64, gpuVramMb: 0 }, priority: 50, checkMode: false, sealedSecrets: null,
+      runtime: taskRuntimeOf(stack.config),
+    };
+    const held = await stack.temporal.workflow.executeUpdateWithStart(pauseUpdate, {
+      args: [{ by: 'test-operator' }],
+      startWorkflowOperation: new WithStartWorkflowOperation(taskWorkflow, {
+        workflowId: taskId, taskQueue: stack.config.OPSLEDGER_TASK_QUEUE, args: [input], workflowIdConflictPolicy: 'FAIL',
+      }),
+    });
+    expect(held).toMatchObject({ status: 'paused', attempt: 0, waiting: { reason: 'operator_hold' } });
+    const rows = (await api(stack.baseUrl, 'GET', `/api/v1/audit/tasks/${taskId}`)).json.rows as { status: string; outcome: { reason?: string } }[];
+    expect(rows.map((r) => `${r.status}:${r.outcome?.reason ?? '-'}`)).toEqual(['queued:-', 'paused:operator_hold']);
+    expect((await api(stack.baseUrl, 'POST', `/api/v1/tasks/${taskId}/cancel`, {})).status).toBe(200);
   });
 
   test('submitting the same taskId again answers the existing task and runs nothing twice', async () => {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { api, eventually, reportCapacity, startTestStack, type TestStack } from '../support/stack';
 import { testEnv } from '../support/testEnv';
-import { LOCAL_ADMISSION_PATCH } from '../../workflows/taskWorkflow';
+import { ONE_FIRST_STEP_PATCH } from '../../workflows/taskWorkflow';
 import { HISTORIES_DIR } from './histories';
 
 /**
@@ -53,7 +53,7 @@ describe('record task workflow histories for the replay test', () => {
   const save = async (name: string, taskId: string) => {
     const args = ['workflow', 'show', '--address', stack.config.TEMPORAL_ADDRESS, '--workflow-id', taskId, '--output', 'json'];
     const { stdout } = await promisify(execFile)(testEnv('temporalCli'), args, { maxBuffer: 64 * 1024 * 1024 });
-    fs.writeFileSync(path.join(HISTORIES_DIR, `${LOCAL_ADMISSION_PATCH}-${name}.json`), stdout);
+    fs.writeFileSync(path.join(HISTORIES_DIR, `${ONE_FIRST_STEP_PATCH}-${name}.json`), stdout);
   };
 
   test('closed: admitted at once, dispatcher resume, operator hold and resume, override, cancel, failed playbook', async () => {
