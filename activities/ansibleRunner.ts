@@ -8,7 +8,7 @@ import { isLocalHostList, isReservedVarName, RESERVED_VAR_MESSAGE, type Json, ty
 import { AnsibleEventFold, secretScrubber, type Scrub } from './ansibleEvents';
 import { PlaybookNotFoundError, ValidationError } from '../src/errors';
 import { availableMemoryMb, kernelClockUs, oomReportsBetween } from './kernelLog';
-import { killProcessGroup, sampleProcessGroup } from './processTree';
+import { killProcessGroup, sampleProcessTree } from './processTree';
 
 export interface PlaybookRequest {
   taskId: string;
@@ -54,6 +54,7 @@ export interface AnsibleRunnerOptions {
 const PLAYBOOK_WRAPPER = `
 import _thread, ctypes, os, resource, signal, sys
 PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
 vars_dir = os.path.join(os.environ.get("TMPDIR") or "/tmp", "opsledger-vars-" + os.urandom(8).hex())
 os.mkdir(vars_dir, 0o700)
 vars_path = os.path.join(vars_dir, "vars.yml")
@@ -77,9 +78,12 @@ def stop(*_):
 
 signal.signal(signal.SIGHUP, die_with_worker)
 signal.signal(signal.SIGTERM, stop)  # cancelled or timed out: the runner signals the whole group
-if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGHUP)) != 0:
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGHUP)) != 0:
     forget_vars()
     sys.exit("cannot tie the playbook to its worker: prctl(PR_SET_PDEATHSIG) failed")
+# A fork whose parent ends is handed to the wrapper, not to init: it stays in the tree the runner samples.
+libc.prctl(PR_SET_CHILD_SUBREAPER, 1)
 if os.getppid() != int(sys.argv[1]):
     die_with_worker()  # the worker died before the tie was made
 vars_yaml = sys.stdin.buffer.read()
@@ -246,7 +250,7 @@ function spawnPlaybook(
       killProcessGroup(pgid);
     };
     const sampler = setInterval(() => {
-      const { pids, rssBytes } = sampleProcessGroup(pgid);
+      const { pids, rssBytes } = sampleProcessTree(pgid);
       peakRss = Math.max(peakRss, rssBytes);
       // nvidia-smi costs tens of milliseconds: ask it once a second.
       if (gpuMemoryByPid && gpuSamples++ % GPU_SAMPLE_EVERY === 0) {

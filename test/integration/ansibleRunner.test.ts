@@ -80,6 +80,43 @@ describe('the ansible-playbook runner', () => {
     }
   });
 
+  test('samples a fork whose parent ended: the wrapper is its subreaper, so it stays in the tree', async () => {
+    const fixture = playbookUntilSeen();
+    const orphan = path.join(fixture.playbooksDir, 'orphan.sh');
+    fs.writeFileSync(orphan, `until [ -e ${fixture.seen} ]; do sleep 0.1; done\n`);
+    // The subshell starts orphan.sh and exits at once; the task's own command line names the
+    // script only through a variable, so the one process whose command line names it is the orphan.
+    fs.writeFileSync(
+      path.join(fixture.playbooksDir, 'orphan.yml'),
+      `- hosts: all
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: leave an orphan until it is seen
+      ansible.builtin.shell: |
+        o=orph; (sh ${fixture.playbooksDir}/\${o}an.sh &)
+        until [ -e ${fixture.seen} ]; do sleep 0.1; done
+      changed_when: false
+`,
+    );
+    // Asked just after each sample: a holder there at the ask before was there for this sample too.
+    let heldBefore: number[] = [];
+    const gpuMemoryByPid = async () => {
+      const holders = pidsRunning(orphan);
+      if (holders.some((pid) => heldBefore.includes(pid))) fs.writeFileSync(fixture.seen, '');
+      heldBefore = holders;
+      return parseComputeApps(holders.map((pid) => `${pid}, 300`).join('\n'));
+    };
+    const runner = createAnsibleRunner({ playbooksDir: fixture.playbooksDir, outputTailLines: 10, gpuMemoryByPid });
+    try {
+      const run = await runner.run(request({ playbook: 'orphan.yml' }), hooks());
+      expect(run.result).toBe('succeeded');
+      expect(run.resources.gpuVramMb).toBe(300);
+    } finally {
+      fs.rmSync(fixture.playbooksDir, { recursive: true, force: true });
+    }
+  });
+
   test('a playbook over its time limit is killed with its whole process group', async () => {
     const runner = createAnsibleRunner({ playbooksDir, outputTailLines: 10 });
     // Longer than this test may take: only the limit can end it in time, however busy the machine.

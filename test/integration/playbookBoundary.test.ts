@@ -6,7 +6,6 @@ import path from 'node:path';
 import type { Payload } from '@temporalio/common';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { TaskWorkflowInput } from '../../contracts';
-import { sampleProcessGroup } from '../../activities/processTree';
 import { hashToken } from '../../src/api/auth';
 import { loadConfig } from '../../src/config';
 import { projectRoot } from '../../src/paths';
@@ -286,7 +285,8 @@ describe('a playbook and its worker', () => {
 
       const [wrapper] = processes().filter((p) => p.ppid === worker.child.pid && p.cmdline.includes('ansible-playbook'));
       expect(wrapper).toBeDefined();
-      const playbookProcesses = sampleProcessGroup(wrapper!.pid).pids;
+      const inPlaybookGroup = () => processes().filter((p) => p.pgrp === wrapper!.pid).map((p) => p.pid);
+      const playbookProcesses = inPlaybookGroup();
       const ansible = processes().find((p) => p.ppid === wrapper!.pid)!;
       const varsArg = ansible.cmdline.split('\0').find((arg) => arg.startsWith('@'))!;
       expect(varsArg).toMatch(/opsledger-vars-/);
@@ -296,7 +296,7 @@ describe('a playbook and its worker', () => {
 
       worker.child.kill('SIGKILL');
       await eventually(async () => (playbookProcesses.some(isAlive) ? undefined : true), 15_000);
-      expect(sampleProcessGroup(wrapper!.pid).pids.filter(isAlive)).toEqual([]);
+      expect(inPlaybookGroup().filter(isAlive)).toEqual([]);
     } finally {
       await worker.stop();
       await stack.close();
@@ -315,15 +315,15 @@ function isAlive(pid: number): boolean {
   }
 }
 
-function processes(): { pid: number; ppid: number; cmdline: string }[] {
+function processes(): { pid: number; ppid: number; pgrp: number; cmdline: string }[] {
   return fs
     .readdirSync('/proc')
     .filter((entry) => /^\d+$/.test(entry))
     .flatMap((entry) => {
       try {
         const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-        return [{ pid: Number(entry), ppid, cmdline: fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8') }];
+        const [, ppid, pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+        return [{ pid: Number(entry), ppid: ppid!, pgrp: pgrp!, cmdline: fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8') }];
       } catch {
         return []; // exited while listed
       }
