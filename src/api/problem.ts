@@ -73,6 +73,41 @@ export const problemHandler: ErrorRequestHandler = (err, req, res, _next) => {
     });
     return;
   }
+  const outage = unavailableDependency(err);
+  if (outage) {
+    logger.warn({ err, url: req.originalUrl }, `${outage} did not answer`);
+    res.set('Retry-After', String(OUTAGE_RETRY_AFTER_S));
+    sendProblem(res, {
+      type: 'https://opsledger.dev/problems/DependencyUnavailable',
+      title: 'Service unavailable',
+      status: 503,
+      detail: `${outage} is not answering; the same request may succeed once it is back`,
+      instance: req.originalUrl,
+    });
+    return;
+  }
   logger.error({ err, url: req.originalUrl }, 'unhandled API error');
   sendProblem(res, { type: 'about:blank', title: 'Internal Server Error', status: 500, instance: req.originalUrl });
 };
+
+const OUTAGE_RETRY_AFTER_S = 5;
+
+/** gRPC's UNAVAILABLE and DEADLINE_EXCEEDED: the Temporal server is down, restarting or overloaded. */
+const TEMPORAL_OUTAGE_CODES = new Set([14, 4]);
+
+/** Node's socket errors and PostgreSQL's shutdown codes (class 08 is the connection exceptions). */
+const POSTGRES_OUTAGE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', '57P01', '57P02', '57P03']);
+
+/**
+ * Which of the API's dependencies a failure says is not answering, if that is what it says: the
+ * client learns to retry (503), where a 500 would call it a bug. Neither the address nor the
+ * driver's message reaches the answer; the log has them.
+ */
+function unavailableDependency(err: unknown): 'Temporal' | 'PostgreSQL' | undefined {
+  const { code, cause, message } = err as { code?: unknown; cause?: { code?: unknown }; message?: unknown };
+  if (TEMPORAL_OUTAGE_CODES.has(code as number) || TEMPORAL_OUTAGE_CODES.has(cause?.code as number)) return 'Temporal';
+  if (typeof code === 'string' && (POSTGRES_OUTAGE_CODES.has(code) || code.startsWith('08'))) return 'PostgreSQL';
+  // pg's own words for a connection that ended under a query, or a pool that could not connect.
+  if (typeof message === 'string' && /^Connection terminated|^timeout exceeded when trying to connect/.test(message)) return 'PostgreSQL';
+  return undefined;
+}

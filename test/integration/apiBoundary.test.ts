@@ -10,7 +10,7 @@ import { createDb } from '../../src/db/pool';
 import { createLedgerRepository } from '../../src/ledger/repository';
 import { logger } from '../../src/logger';
 import { freePort } from '../support/ports';
-import { agentToken, api, eventually, IDLE_HOST, startTestStack, TEST_TOKENS, type TestStack } from '../support/stack';
+import { agentToken, api, eventually, IDLE_HOST, startTestStack, TEST_TOKENS, testTokenConfig, type TestStack } from '../support/stack';
 import { opsledger } from '../support/cli';
 
 type Answer = { status: number; headers: http.IncomingHttpHeaders; json: any };
@@ -172,7 +172,7 @@ describe('the API boundary under attack', () => {
     expect((await api(stack.baseUrl, 'GET', '/api/v1/audit/verify', undefined, TEST_TOKENS.operator)).status).toBe(200);
   });
 
-  test('/readyz tells an anonymous client which check fails, never the connection error with its hosts and ports', async () => {
+  test('with PostgreSQL and Temporal not answering, /readyz names the failing checks and a request needing either gets 503 to retry, never the connection error', async () => {
     const [pgPort, temporalPort] = [await freePort(), await freePort()];
     const deadDb = createDb({ connectionString: `postgresql://opsledger@127.0.0.1:${pgPort}/opsledger` });
     // No retry interceptor: the probe's call fails at once instead of retrying after the test closes it.
@@ -184,14 +184,15 @@ describe('the API boundary under attack', () => {
       temporal: deadTemporal,
       runtime: taskRuntimeOf(stack.config),
       playbooksDir: stack.config.OPSLEDGER_PLAYBOOKS_DIR,
-      tokens: [],
+      tokens: testTokenConfig,
       cursorSecret: 'test-cursor-secret-0123456789',
     });
     const server = http.createServer(app);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const warn = jest.spyOn(logger, 'warn');
     try {
-      const res = await api(`http://127.0.0.1:${(server.address() as net.AddressInfo).port}`, 'GET', '/readyz', undefined, null);
+      const baseUrl = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+      const res = await api(baseUrl, 'GET', '/readyz', undefined, null);
       expect([res.status, res.contentType]).toEqual([503, expect.stringContaining('application/problem+json')]);
       expect(res.json.detail).toBe('not answering: postgres, temporal');
       for (const leak of [String(pgPort), String(temporalPort), '127.0.0.1', 'ECONNREFUSED']) {
@@ -199,6 +200,14 @@ describe('the API boundary under attack', () => {
       }
       const logged = warn.mock.calls.map(([fields]) => fields as { check?: string; err?: Error });
       expect(logged.find((f) => f.check === 'postgres')?.err?.message).toContain(String(pgPort));
+
+      for (const [path, dependency] of [['/api/v1/audit/tasks/some-task', 'PostgreSQL'], ['/api/v1/tasks/some-task', 'Temporal']] as const) {
+        const refused = await fetch(`${baseUrl}${path}`, { headers: { authorization: `Bearer ${TEST_TOKENS.viewer}` } });
+        const body = await refused.text();
+        expect([refused.status, refused.headers.get('content-type'), refused.headers.get('retry-after')]).toEqual([503, expect.stringContaining('application/problem+json'), '5']);
+        expect(JSON.parse(body)).toMatchObject({ title: 'Service unavailable', detail: expect.stringContaining(`${dependency} is not answering`) });
+        for (const leak of [String(pgPort), String(temporalPort), '127.0.0.1', 'ECONNREFUSED', 'at ']) expect(body).not.toContain(leak);
+      }
     } finally {
       warn.mockRestore();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -33,7 +33,7 @@ export const TEST_TOKENS: Record<Role, string> = {
   agent: 'test-agent-token',
 };
 
-const testTokenConfig = Object.entries(TEST_TOKENS).map(([role, token]) => ({
+export const testTokenConfig = Object.entries(TEST_TOKENS).map(([role, token]) => ({
   name: `test-${role}`,
   role: role as Role,
   sha256: hashToken(token),
