@@ -92,7 +92,9 @@ async function runFaults(cluster: SoakCluster, api: SoakApi, canary: Canary, scr
   const submitted: Submitted[] = [];
   const recoveries: Record<FaultKind, number[]> = { worker: [], api: [], temporal: [], postgres: [], partition: [] };
   let faulting = true;
-
+  // A submit that gives up ends the part through main(), which stops the cluster: left unawaited
+  // while the faults go on, its rejection would end the process with the cluster still running.
+  let trafficFailed: unknown;
   const traffic = (async () => {
     for (let n = 0; faulting; n++) {
       const kind = (['quick', 'working', 'working', 'capacity', 'capacity', 'cancelled', 'overridden'] as const)[Math.floor(random() * 7)]!;
@@ -102,10 +104,13 @@ async function runFaults(cluster: SoakCluster, api: SoakApi, canary: Canary, scr
       if (kind === 'cancelled' || kind === 'overridden') void command(api, task.taskId, kind === 'cancelled' ? 'cancel' : 'override');
       await sleep(200 + random() * 600);
     }
-  })();
+  })().catch((err: unknown) => {
+    trafficFailed = err;
+  });
 
   const schedule = shuffled(FAULT_KINDS.flatMap((kind) => Array.from({ length: FAULTS_PER_KIND }, () => kind)), random);
   for (const [i, kind] of schedule.entries()) {
+    if (trafficFailed !== undefined) break;
     await sleep(FAULT_EVERY_MS * (0.5 + random()));
     const started = Date.now();
     if (kind === 'partition') await cluster.partition(2000 + random() * 6000);
@@ -116,6 +121,7 @@ async function runFaults(cluster: SoakCluster, api: SoakApi, canary: Canary, scr
   }
   faulting = false;
   await traffic;
+  if (trafficFailed !== undefined) throw trafficFailed;
   console.log(`\n  draining ${submitted.length} tasks`);
 
   const owner = new Client({ connectionString: cluster.ownerUrl });
