@@ -14,7 +14,9 @@ export const projectToolsBin = path.join(projectRoot, '.tools', 'bin');
  */
 export const machineToolsDir = path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'opsledger', 'go-tools');
 
-const builtFor = (tool: GoTool, version: string) => path.join(machineToolsDir, `${tool.name}@${version}`);
+/** A build with upgrades gets a folder of its own: one made without them is never taken for it. */
+const builtFor = (tool: GoTool, version: string) =>
+  path.join(machineToolsDir, [`${tool.name}@${version}`, ...(tool.upgrades ?? []).map((pin) => pin.replaceAll('/', '_'))].join('+'));
 
 /** A binary opsledger runs that `go install` can build: the Temporal CLI, server, sql tool and Web UI server. */
 export type GoTool = {
@@ -38,6 +40,12 @@ export type GoTool = {
    * `server` and `sql` could be anything, so those are taken from .tools/bin alone.
    */
   searchPathAndGoBin: boolean;
+  /**
+   * Modules to build it with at a newer version than its own go.mod asks (`module@version`): a fix
+   * its release predates. Then it is built in a throwaway module that requires them, since
+   * `go install pkg@version` takes the release's go.mod as it is.
+   */
+  upgrades?: readonly string[];
 };
 
 export class GoToolUnavailable extends Error {
@@ -70,7 +78,9 @@ async function installWithGo(tool: GoTool): Promise<string> {
     const searched = tool.searchPathAndGoBin ? `${tool.variable}, PATH, .tools/bin, ${machineToolsDir}, ~/go/bin` : `${tool.variable}, .tools/bin, ${machineToolsDir}`;
     throw new GoToolUnavailable(
       `The ${tool.label} was not found (${searched}) and Go is not installed to build it.\n` +
-        `Install Go 1.22+ and run: GOBIN=${builtFor(tool, tool.versions[0]!)} go install ${tool.module}@${tool.versions[0]}\n` +
+        (tool.upgrades
+          ? `Install Go 1.22+ and run opsledger again, which builds it with ${tool.upgrades.join(', ')}\n`
+          : `Install Go 1.22+ and run: GOBIN=${builtFor(tool, tool.versions[0]!)} go install ${tool.module}@${tool.versions[0]}\n`) +
         `or set ${tool.variable} to the path of a ${tool.binary} binary.`,
     );
   }
@@ -80,7 +90,9 @@ async function installWithGo(tool: GoTool): Promise<string> {
     fs.mkdirSync(into, { recursive: true });
     logger.info({ version, into }, `building the ${tool.label} with \`go install\` (first time on this machine; this takes a few minutes)`);
     const started = Date.now();
-    const { code, output } = await runCapturingOutput(go, ['install', `${tool.module}@${version}`], { ...process.env, GOBIN: into });
+    const { code, output } = tool.upgrades
+      ? await buildWithUpgrades(go, tool, version, into, tool.upgrades)
+      : await runCapturingOutput(go, ['install', `${tool.module}@${version}`], { ...process.env, GOBIN: into });
     const binary = existingExecutable(path.join(into, tool.binary));
     if (code === 0 && binary) {
       logger.info({ version, seconds: Math.round((Date.now() - started) / 1000) }, `${tool.label} built`);
@@ -91,10 +103,30 @@ async function installWithGo(tool: GoTool): Promise<string> {
   throw new GoToolUnavailable(`go install of the ${tool.label} failed:\n${failures.join('\n')}`);
 }
 
+/** `go get` the tool's package and the upgrades into a throwaway module, then `go build` the tool from it. */
+async function buildWithUpgrades(go: string, tool: GoTool, version: string, into: string, upgrades: readonly string[]): Promise<{ code: number | null; output: string }> {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), `opsledger-build-${tool.name}-`));
+  try {
+    const steps = [
+      ['mod', 'init', `opsledger-build/${tool.name}`],
+      ['get', `${tool.module}@${version}`, ...upgrades],
+      ['build', '-o', path.join(into, tool.binary), tool.module],
+    ];
+    let last = { code: 0 as number | null, output: '' };
+    for (const args of steps) {
+      last = await runCapturingOutput(go, args, process.env, work);
+      if (last.code !== 0) return last;
+    }
+    return last;
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
 /** Runs `cmd` to its exit, keeping the last 20,000 characters of its stdout and stderr for an error message. */
-export function runCapturingOutput(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; output: string }> {
+export function runCapturingOutput(cmd: string, args: string[], env: NodeJS.ProcessEnv, cwd?: string): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     const keep = (chunk: Buffer) => {
       output = (output + chunk.toString()).slice(-20_000);
