@@ -10,6 +10,7 @@ describe('the runner reports the evidence it measured', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'opsledger-resource-'));
   const request = { taskId: 'resource-test', inventory: 'localhost,', extraVars: {}, secretVars: {}, checkMode: false, timeoutS: 60 };
   const hooks = { signal: new AbortController().signal, onProgress: () => undefined };
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   test('a task command killed by SIGKILL while holding memory: its return code and peak memory', async () => {
     fs.writeFileSync(
