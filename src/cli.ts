@@ -106,7 +106,7 @@ program
 
 program
   .command('temporal-cli')
-  .description('Find the Temporal CLI, building it with `go install` when missing, and print its path.')
+  .description('Find the Temporal CLI, building it with Go when missing, and print its path.')
   .action(async () => {
     console.log(await ensureTemporalCli(loadConfig().TEMPORAL_CLI));
   });

@@ -20,7 +20,7 @@ export const TEMPORAL_CLI: GoTool = {
 
 /**
  * Finds the `temporal` CLI: $TEMPORAL_CLI, then PATH, then the project's .tools/bin, then this
- * machine's built tools, then Go's own bin folder; when none has it, builds it with `go install`
+ * machine's built tools, then Go's own bin folder; when none has it, builds it with Go
  * into the machine's built tools (goTools.ts).
  */
 export function ensureTemporalCli(explicit?: string): Promise<string> {

@@ -55,8 +55,8 @@ export class GoToolUnavailable extends Error {
 /**
  * Finds `tool`: `explicit`, then (when the tool allows) PATH, then the project's .tools/bin, then
  * this machine's built tools (any of its versions), then (when it allows) Go's own bin folder; when
- * none has it, builds it with `go install` into the machine's tools (minutes the first time, reused
- * by every checkout later).
+ * none has it, builds it with Go (`go install`, or a build with its upgrades) into the machine's
+ * tools (minutes the first time, reused by every checkout later).
  */
 export async function ensureGoTool(tool: GoTool, explicit?: string): Promise<string> {
   if (explicit) {
@@ -88,7 +88,7 @@ async function installWithGo(tool: GoTool): Promise<string> {
   for (const version of tool.versions) {
     const into = builtFor(tool, version);
     fs.mkdirSync(into, { recursive: true });
-    logger.info({ version, into }, `building the ${tool.label} with \`go install\` (first time on this machine; this takes a few minutes)`);
+    logger.info({ version, into }, `building the ${tool.label} with Go (first time on this machine; this takes a few minutes)`);
     const started = Date.now();
     const { code, output } = tool.upgrades
       ? await buildWithUpgrades(go, tool, version, into, tool.upgrades)
@@ -100,7 +100,7 @@ async function installWithGo(tool: GoTool): Promise<string> {
     }
     failures.push(`${version}: ${output.trim().split('\n').slice(-5).join('\n')}`);
   }
-  throw new GoToolUnavailable(`go install of the ${tool.label} failed:\n${failures.join('\n')}`);
+  throw new GoToolUnavailable(`building the ${tool.label} with Go failed:\n${failures.join('\n')}`);
 }
 
 /** `go get` the tool's package and the upgrades into a throwaway module, then `go build` the tool from it. */
