@@ -18,6 +18,7 @@ import type {
   ActorClaim,
   Admission,
   AdmissionAnswer,
+  AdmissionQuestion,
   AdmissionRequest,
   CapacityGrant,
   FailureClass,
@@ -289,12 +290,11 @@ class TaskRun {
     }
     const queuedRow = this.nextRow('queued', queued);
     const dispatchedRow = this.rowAt(this.seq + 1, 'dispatched', { actor: 'dispatcher' });
-    this.asks += 1;
     const { answer, estimate } = await CancellationScope.nonCancellable(() =>
       local.enterTask({
         queued: queuedRow,
         request: this.admissionRequest(),
-        question: { runId: workflowInfo().runId, ask: this.asks },
+        question: this.nextQuestion(),
         dispatched: dispatchedRow,
         task: this.durationQuestion(),
       }),
@@ -362,8 +362,13 @@ class TaskRun {
   /** Asks admission: since the patch a local step answered once per question, else a round trip. */
   private askAdmissionOnce(): Promise<AdmissionAnswer> {
     if (!this.localAdmission) return this.steps.admit(this.admissionRequest());
+    return this.steps.admitOnce(this.admissionRequest(), this.nextQuestion());
+  }
+
+  /** The next admission question of this run: its answer is kept under this number. */
+  private nextQuestion(): AdmissionQuestion {
     this.asks += 1;
-    return this.steps.admitOnce(this.admissionRequest(), { runId: workflowInfo().runId, ask: this.asks });
+    return { runId: workflowInfo().runId, ask: this.asks };
   }
 
   /**
