@@ -96,6 +96,21 @@ export function cpuBetween(before: CpuTotals, after: CpuTotals): CpuTotals {
   };
 }
 
+/** Two spans' CPU together (readings by process are not kept: this is a sum, not a reading). */
+export function addCpu(a: CpuTotals, b: CpuTotals): CpuTotals {
+  const plus = (x: number | null, y: number | null) => (x === null && y === null ? null : (x ?? 0) + (y ?? 0));
+  return {
+    self: a.self + b.self,
+    children: a.children + b.children,
+    devServer: plus(a.devServer, b.devServer),
+    temporalServer: plus(a.temporalServer, b.temporalServer),
+    temporalPostgres: plus(a.temporalPostgres, b.temporalPostgres),
+    postgres: plus(a.postgres, b.postgres),
+    machineBusy: a.machineBusy + b.machineBusy,
+    machineAll: a.machineAll + b.machineAll,
+  };
+}
+
 /** "CPU ms a task: bench process 40, dev server 30, postgres 12; machine 95% busy, 40% by other processes". */
 export function describeCpu(used: CpuTotals, tasks: number): string {
   const perTask = (ms: number | null) => (ms === null ? 'n/a' : (ms / tasks).toFixed(1));
