@@ -61,7 +61,10 @@ export async function dbosPeer(ctx: PipelineContext, ours: OurThroughput, verdic
     `  what bounds it: on a CPU-bound machine throughput goes as the inverse of CPU a task; ours costs ${ms(ours.cpuMsPerTask)}` +
       ` (the Temporal server ${ours.devServerMsPerTask === null ? 'n/a' : ms(ours.devServerMsPerTask)} of it, for its workflow tasks and the` +
       ` playbook activity's round trip), DBOS ${ms(peerCpuMs)} (its steps are PostgreSQL writes in its own process),` +
-      ` so the ratio tends to about ${(peerCpuMs / ours.cpuMsPerTask).toFixed(2)} here whatever else we shave off the worker`,
+      ` so the ratio tends to about ${(peerCpuMs / ours.cpuMsPerTask).toFixed(2)} here` +
+      (ours.devServerMsPerTask === null
+        ? ''
+        : `; the Temporal server's share alone holds it under ${(peerCpuMs / ours.devServerMsPerTask).toFixed(2)}, however little the worker costs`),
   );
   verdicts.push(
     verdict(
