@@ -79,10 +79,10 @@ export function createActivities(deps: ActivityDeps) {
       const { sealedSecrets, ...rest } = request;
       const secretVars = await nonRetryableWhereHopeless(async () => openSecrets(sealedSecrets, deps.secretKey, request.taskId));
       let progress: PlaybookProgress = { stepsDone: 0 };
-      // Heartbeats carry progress and are how a cancellation reaches a running playbook. Progress
-      // waits for the next beat: the SDK sends a task's first heartbeat at once, so beating on
-      // each change cost a server write (and the playbook's cores) on every run, a short one too,
-      // while readers see progress no sooner than every 2 s either way (the throttle).
+      // Heartbeats carry progress and are how a cancellation reaches a running playbook. A change
+      // of progress waits for the next beat: the SDK sends an activity's first heartbeat at once,
+      // so beating on each change cost every run, a short one too, a server write, and readers
+      // saw progress no sooner than every 2 s either way (the throttle).
       const beat = setInterval(() => ctx.heartbeat(progress), HEARTBEAT_EVERY_MS);
       try {
         const run = await nonRetryableWhereHopeless(() =>
