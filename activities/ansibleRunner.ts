@@ -57,6 +57,7 @@ const PLAYBOOK_WRAPPER = `
 import _signal, _thread, ctypes, os, resource, sys
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
+os.set_inheritable(3, False)  # first: without the report's descriptor it fails before making anything
 vars_dir = os.path.join(os.environ.get("TMPDIR") or "/tmp", "opsledger-vars-" + os.urandom(8).hex())
 os.mkdir(vars_dir, 0o700)
 vars_path = os.path.join(vars_dir, "vars.yml")
@@ -111,7 +112,6 @@ def hand_over_vars():
             pass  # the reader is gone: its own exit code tells what happened
 
 _thread.start_new_thread(hand_over_vars, ())
-os.set_inheritable(3, False)
 command = [*sys.argv[2:], "-e", "@" + vars_path]
 try:
     child = os.posix_spawnp(command[0], command, os.environ, file_actions=[(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)])
