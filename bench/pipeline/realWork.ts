@@ -34,7 +34,8 @@ const BLOCKS = 6;
 // otherwise charge a deployment's one-off start to every run.
 const WARM_UP_RUNS = CONCURRENCY;
 
-type Side = { runs: number; ms: number; used: CpuTotals | undefined; failed: number };
+type Block = { ms: number; used: CpuTotals };
+type Side = { blocks: Block[]; failed: number };
 
 /**
  * (2) Real work: RUNS_A_BLOCK runs of a small real playbook, CONCURRENCY at a time, as bare
@@ -47,8 +48,8 @@ export async function realWork(ctx: PipelineContext, verdicts: Verdicts): Promis
   console.log(
     `\n(2) real work: ${RUNS_A_BLOCK} runs of ${PLAYBOOK} a block, ${CONCURRENCY} at a time, bare ansible-playbook and opsledger in alternate blocks (${BLOCKS} each), after ${WARM_UP_RUNS} uncounted runs a block`,
   );
-  const bare: Side = { runs: 0, ms: 0, used: undefined, failed: 0 };
-  const ours: Side = { runs: 0, ms: 0, used: undefined, failed: 0 };
+  const bare: Side = { blocks: [], failed: 0 };
+  const ours: Side = { blocks: [], failed: 0 };
   const bareWalls: number[] = [];
   const ourIds: string[] = [];
   for (let block = 1; block <= BLOCKS; block++) {
@@ -82,16 +83,14 @@ export async function realWork(ctx: PipelineContext, verdicts: Verdicts): Promis
   );
 }
 
-/** Runs one block, adds its time and CPU to the side's, and prints the block's own figures. */
+/** Runs one block, keeps its time and CPU with the side's, and prints the block's own figures. */
 async function measureBlock(ctx: PipelineContext, side: Side, name: string, runAll: () => Promise<number>): Promise<void> {
   const before = cpuOf(ctx);
   const t0 = performance.now();
   const failed = await within(runAll(), BLOCK_TIMEOUT_MS, `real work, ${name}`, () => 'still running');
   const elapsed = performance.now() - t0;
   const used = cpuBetween(before, cpuOf(ctx));
-  side.runs += RUNS_A_BLOCK;
-  side.ms += elapsed;
-  side.used = side.used ? addCpu(side.used, used) : used;
+  side.blocks.push({ ms: elapsed, used });
   side.failed += failed;
   const runsPerMin = (RUNS_A_BLOCK * 60_000) / elapsed;
   console.log(`  ${name}: ${runsPerMin.toFixed(1)} runs/min, ${(totalMs(used) / RUNS_A_BLOCK / 1000).toFixed(2)} CPU-s a run${failed ? `, ${failed} failed` : ''}`);
@@ -99,12 +98,14 @@ async function measureBlock(ctx: PipelineContext, side: Side, name: string, runA
 
 /** A side's figures over all its blocks, printed with where its CPU went. */
 function describeSide(name: string, side: Side): { runsPerMin: number; cpuSPerRun: number } {
-  const used = side.used!;
-  const figures = { runsPerMin: (side.runs * 60_000) / side.ms, cpuSPerRun: totalMs(used) / side.runs / 1000 };
+  const runs = side.blocks.length * RUNS_A_BLOCK;
+  const ms = side.blocks.reduce((sum, block) => sum + block.ms, 0);
+  const used = side.blocks.map((block) => block.used).reduce(addCpu);
+  const figures = { runsPerMin: (runs * 60_000) / ms, cpuSPerRun: totalMs(used) / runs / 1000 };
   console.log(
-    `  ${name}, ${side.runs} runs: ${figures.runsPerMin.toFixed(1)} runs/min, ${figures.cpuSPerRun.toFixed(2)} CPU-s a run${side.failed ? `, ${side.failed} failed` : ''}`,
+    `  ${name}, ${runs} runs: ${figures.runsPerMin.toFixed(1)} runs/min, ${figures.cpuSPerRun.toFixed(2)} CPU-s a run${side.failed ? `, ${side.failed} failed` : ''}`,
   );
-  console.log(`    ${describeCpu(used, side.runs)}`);
+  console.log(`    ${describeCpu(used, runs)}`);
   return figures;
 }
 
